@@ -1,0 +1,39 @@
+"""The ``esplora`` command line: one Typer app; heavy modules are imported inside commands.
+
+User mistakes (bad arguments, unknown names, an unreachable store) print ``error: …`` and exit
+with status 2, without a traceback. Every read command has ``--json``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+from rich.console import Console
+
+from esplora.cli import db, spatial, system
+from esplora.core.errors import SpatialError
+from esplora.errors import EsploraError
+
+app = typer.Typer(
+    name="esplora",
+    help="Spatially precise text-to-image data curation and ESPLoRA training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+system.register(app)
+spatial.register(app)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        app()
+    except (EsploraError, SpatialError) as error:
+        Console(stderr=True).print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+__all__ = ["app", "main"]

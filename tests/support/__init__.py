@@ -1,0 +1,1 @@
+"""Helpers the tests share: throwaway servers started from the machine's binaries."""
