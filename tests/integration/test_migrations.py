@@ -37,8 +37,15 @@ def _seed(url: str) -> None:
         connection.execute(insert(ImageStage).values(image_id=image, stage="detect", change_seq=3))
         connection.execute(
             insert(DetectedObject).values(
-                image_id=image, label="cat", x0=0, y0=0, x1=1, y1=1,
-                producer_kind="model", producer="m", change_seq=4,
+                image_id=image,
+                label="cat",
+                x0=0,
+                y0=0,
+                x1=1,
+                y1=1,
+                producer_kind="model",
+                producer="m",
+                change_seq=4,
             )
         )
     engine.dispose()
@@ -48,7 +55,9 @@ def _counts(url: str) -> dict[str, int]:
     engine = create_engine(url)
     with engine.connect() as connection:
         tables = (Image, Sample, ImageStage, DetectedObject)
-        counts = {t.__tablename__: connection.scalar(select(func.count()).select_from(t)) for t in tables}
+        counts = {
+            t.__tablename__: connection.scalar(select(func.count()).select_from(t)) for t in tables
+        }
     engine.dispose()
     return {name: int(value or 0) for name, value in counts.items()}
 

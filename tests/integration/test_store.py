@@ -36,10 +36,18 @@ def test_a_stale_version_is_a_conflict_not_an_overwrite(store: Store) -> None:
         image = _image()
         session.add(image)
         session.flush()
-        session.add(DetectedObject(
-            image_id=image.id, label="cat", x0=0, y0=0, x1=2, y1=2,
-            producer_kind=ProducerKind.MODEL, producer="m",
-        ))
+        session.add(
+            DetectedObject(
+                image_id=image.id,
+                label="cat",
+                x0=0,
+                y0=0,
+                x1=2,
+                y1=2,
+                producer_kind=ProducerKind.MODEL,
+                producer="m",
+            )
+        )
     with store.reader() as session:
         seen = session.scalars(select(DetectedObject)).one()
     with store.unit_of_work() as session:
@@ -57,10 +65,18 @@ def test_degenerate_boxes_and_sizes_are_refused_and_nothing_is_written(store: St
         image = _image()
         session.add(image)
         session.flush()
-        session.add(DetectedObject(
-            image_id=image.id, label="cat", x0=5, y0=0, x1=5, y1=2,
-            producer_kind=ProducerKind.MODEL, producer="m",
-        ))
+        session.add(
+            DetectedObject(
+                image_id=image.id,
+                label="cat",
+                x0=5,
+                y0=0,
+                x1=5,
+                y1=2,
+                producer_kind=ProducerKind.MODEL,
+                producer="m",
+            )
+        )
     with store.reader() as session:
         assert session.scalars(select(Image)).all() == []
 

@@ -13,7 +13,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_every_setting_is_documented_in_env_example() -> None:
-    documented = set(re.findall(r"^(ESPLORA_[A-Z0-9_]+)=", (REPO / ".env.example").read_text(), re.M))
+    text = (REPO / ".env.example").read_text()
+    documented = set(re.findall(r"^(ESPLORA_[A-Z0-9_]+)=", text, re.M))
     expected = {f"ESPLORA_{name.upper()}" for name in Settings.model_fields}
     assert documented == expected
 

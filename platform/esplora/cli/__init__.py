@@ -11,7 +11,7 @@ import sys
 import typer
 from rich.console import Console
 
-from esplora.cli import db, spatial, system
+from esplora.cli import db, demo, spatial, system
 from esplora.core.errors import SpatialError
 from esplora.errors import EsploraError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 system.register(app)
 spatial.register(app)
+demo.register(app)
 
 
 def main() -> None:

@@ -62,7 +62,7 @@ class Box:
 
 BoxLike: TypeAlias = Box | Sequence[float] | NDArray[np.floating]
 DisparityPair: TypeAlias = tuple[float, float]
-BoxArrayLike: TypeAlias = ArrayLike | Sequence[Box]
+BoxArrayLike: TypeAlias = ArrayLike | Sequence[Box | Sequence[float]]
 
 
 def _box_is_valid(x0: float, y0: float, x1: float, y1: float) -> bool:
@@ -90,8 +90,8 @@ def as_box(value: BoxLike) -> Box:
 
 
 def _to_float_array(a: BoxArrayLike, columns: int, error: type[ValueError]) -> FloatArray:
-    if isinstance(a, Sequence) and a and isinstance(a[0], Box):
-        a = [b.as_tuple() for b in a if isinstance(b, Box)]
+    if isinstance(a, Sequence) and any(isinstance(b, Box) for b in a):
+        a = [b.as_tuple() if isinstance(b, Box) else b for b in a]
     try:
         arr = np.asarray(a, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -103,15 +103,24 @@ def _to_float_array(a: BoxArrayLike, columns: int, error: type[ValueError]) -> F
     return arr
 
 
+def _sum_is_finite(arr: FloatArray) -> bool:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(arr.sum()))
+
+
 def as_box_array(a: BoxArrayLike) -> FloatArray:
     """Return ``a`` as a validated ``(N, 4)`` float64 array of boxes (no copy when already one).
 
     Raises :class:`InvalidBox` naming the first bad row's index and value.
     """
     arr = _to_float_array(a, 4, InvalidBox)
-    ok = np.isfinite(arr).all(axis=1)
-    ok &= arr[:, 0] < arr[:, 2]
+    ok = arr[:, 0] < arr[:, 2]
     ok &= arr[:, 1] < arr[:, 3]
+    # Fast path: a NaN or an infinity makes the sum non-finite, and summing is one cheap pass with
+    # no (N, 4) temporary. A finite sum that overflows only sends us to the exact check below.
+    if _sum_is_finite(arr) and ok.all():
+        return arr
+    ok &= np.isfinite(arr).all(axis=1)
     if not ok.all():
         i = int(np.argmin(ok))
         raise InvalidBox(f"invalid box at row {i}: {arr[i].tolist()}: need finite x0 < x1, y0 < y1")
@@ -232,7 +241,7 @@ def clip_box(
 # --- disparities ----------------------------------------------------------------------------
 
 
-def as_disparity(value: float) -> float:
+def as_disparity(value: float | np.floating) -> float:
     """Return ``value`` as a float disparity; :class:`InvalidDisparity` unless finite and >= 0."""
     try:
         d = float(value)
@@ -265,6 +274,9 @@ def as_disparity_array(a: ArrayLike | None) -> FloatArray:
     if a is None:
         raise InvalidDisparity("depth relations need an (N, 2) disparity array")
     arr = _to_float_array(a, 2, InvalidDisparity)
+    # Fast path as in as_box_array: NaN fails ``>= 0`` and poisons the sum, inf poisons the sum.
+    if arr.size == 0 or (_sum_is_finite(arr) and arr.min() >= 0.0):
+        return arr
     ok = np.isfinite(arr).all(axis=1)
     ok &= (arr >= 0.0).all(axis=1)
     if not ok.all():

@@ -1,4 +1,4 @@
-"""Errors raised by the pure core. All are ``ValueError`` so callers can treat bad input uniformly."""
+"""Errors raised by the pure core: all ``ValueError``, so callers treat bad input uniformly."""
 
 from __future__ import annotations
 
@@ -34,3 +34,7 @@ class InvalidParameter(SpatialError):
 
 class UnparsablePrompt(SpatialError):
     """A prompt in which the grammar finds no usable spatial clause."""
+
+
+class UnknownRule(SpatialError):
+    """A rule or pair-filter name that is not registered."""

@@ -14,8 +14,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TypeVar
 
 from esplora.core.errors import InvalidParameter
+
+_V = TypeVar("_V")
 
 __all__ = [
     "DEFAULT_LEXICON",
@@ -46,7 +49,9 @@ class Count:
 
     def __post_init__(self) -> None:
         if self.at_least < 0 or (self.exact is not None and self.exact != self.at_least):
-            raise InvalidParameter(f"inconsistent count: exact={self.exact}, at_least={self.at_least}")
+            raise InvalidParameter(
+                f"inconsistent count: exact={self.exact}, at_least={self.at_least}"
+            )
 
     @classmethod
     def exactly(cls, n: int) -> Count:
@@ -59,7 +64,7 @@ class Count:
         return cls(None, n)
 
     def strict_ok(self, detected: int) -> bool:
-        """Strict reading: the detected count equals the prompt's (for an open count: reaches it)."""
+        """Strict reading: detected == the prompt's count (an open count: at least it)."""
         return detected == self.exact if self.exact is not None else detected >= self.at_least
 
     def soft_ok(self, detected: int) -> bool:
@@ -155,6 +160,11 @@ _CHE_SINGULARS = frozenset(
     {"headache", "moustache", "mustache", "niche", "cache", "avalanche", "quiche", "cliche"}
 )
 
+# Singular words ending in "men", which the "-men" → "-man" rule must leave alone.
+_MEN_SINGULARS = frozenset(
+    {"men", "omen", "abdomen", "specimen", "semen", "stamen", "regimen", "hymen", "amen", "ramen"}
+)
+
 # Lemma (or two-word compound) -> canonical label. Compounds are matched before their last word,
 # so "hot dog" stays a food and "teddy bear" a toy.
 _SYNONYMS = MappingProxyType(
@@ -194,10 +204,10 @@ def words(text: str) -> list[str]:
 class Lexicon:
     """Every word table the grammar and the verdicts consult, as one extensible value."""
 
-    synonyms: Mapping[str, str] = field(default=_SYNONYMS)
-    irregular_plurals: Mapping[str, str] = field(default=_IRREGULAR)
+    synonyms: Mapping[str, str] = field(default_factory=lambda: _SYNONYMS)
+    irregular_plurals: Mapping[str, str] = field(default_factory=lambda: _IRREGULAR)
     invariant: frozenset[str] = field(default=_INVARIANT)
-    count_words: Mapping[str, Count] = field(default=_COUNT_WORDS)
+    count_words: Mapping[str, Count] = field(default_factory=lambda: _COUNT_WORDS)
     modifiers: frozenset[str] = field(default=_MODIFIERS)
 
     def extended(
@@ -232,7 +242,7 @@ class Lexicon:
         return self.lemma(word) != word.lower()
 
     def head_tokens(self, noun_phrase: str) -> list[str]:
-        """The words of ``noun_phrase`` before its first post-modifier ("with", "in", "wearing"…)."""
+        """The words of ``noun_phrase`` before its first post-modifier ("with", "wearing"…)."""
         tokens = words(noun_phrase)
         for i, token in enumerate(tokens[1:], start=1):
             if token in self.modifiers:
@@ -257,7 +267,7 @@ class Lexicon:
         return self.synonyms.get(lemma, lemma)
 
     def count(self, noun_phrase: str) -> Count:
-        """How many instances ``noun_phrase`` asks for, from its determiner and its head's number."""
+        """How many instances ``noun_phrase`` asks for: its determiner, else its head's number."""
         tokens = self.head_tokens(noun_phrase)
         if not tokens:
             return ONE
@@ -270,7 +280,8 @@ class Lexicon:
                 return explicit
         explicit = self._explicit_count(first) if len(tokens) > 1 else None
         if explicit is not None:
-            return explicit
+            # "a few dogs": an article before a plural head does not make it one.
+            return SEVERAL if explicit == ONE and plural else explicit
         return SEVERAL if plural else ONE
 
     def _explicit_count(self, token: str) -> Count | None:
@@ -279,12 +290,14 @@ class Lexicon:
         return self.count_words.get(token)
 
 
-def _merged(base: Mapping[str, object], extra: Mapping[str, object] | None) -> Mapping[str, object]:
+def _merged(base: Mapping[str, _V], extra: Mapping[str, _V] | None) -> Mapping[str, _V]:
     return MappingProxyType({**base, **(extra or {})})
 
 
 def _regular_singular(w: str, invariant: frozenset[str]) -> str:
     """Regular English plural endings, most specific first; anything else is already singular."""
+    if w.endswith("men") and w not in _MEN_SINGULARS:  # firemen, policemen
+        return w[:-3] + "man"
     if len(w) <= 3 or not w.endswith("s") or w.endswith(("ss", "us", "is")):
         return w
     if w.endswith("es") and w[:-2] in invariant:  # buses, glasses, dresses, lenses

@@ -87,7 +87,7 @@ def parse_relation(name: str | Relation) -> Relation:
 
 
 def inverse(relation: str | Relation) -> Relation:
-    """The relation that holds for (object, subject) when ``relation`` holds for (subject, object)."""
+    """The relation of (object, subject) when ``relation`` holds for (subject, object)."""
     return INVERSE[parse_relation(relation)]
 
 

@@ -9,8 +9,9 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy.engine import make_url
 
-from esplora.db.engine import make_engine
+from esplora.db.engine import is_sqlite, make_engine
 
 
 def migrations_dir() -> Path:
@@ -40,13 +41,24 @@ def downgrade(url: str, revision: str) -> None:
 
 
 def current_revision(url: str) -> str | None:
-    """The revision the store is at, or ``None`` for an empty (unmigrated) database."""
+    """The revision the store is at, or ``None`` for an empty (unmigrated) database.
+
+    Asking never creates a store: a SQLite file that does not exist yet is simply unmigrated.
+    """
+    if is_sqlite(url) and not sqlite_file_exists(url):
+        return None
     engine = make_engine(url)
     try:
         with engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
     finally:
         engine.dispose()
+
+
+def sqlite_file_exists(url: str) -> bool:
+    """Whether the SQLite database file of ``url`` exists (in-memory databases always do)."""
+    database = make_url(url).database
+    return not database or database == ":memory:" or Path(database).expanduser().exists()
 
 
 def head_revision() -> str | None:

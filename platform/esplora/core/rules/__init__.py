@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
+from esplora.core.errors import UnknownRule
 from esplora.core.rules.base import RelationResult, Rule, check_params
 from esplora.core.rules.compass import CompassScop
 from esplora.core.rules.esplora import (
@@ -27,6 +28,7 @@ from esplora.core.rules.visor import VisorRule
 __all__ = [
     "DEFAULT_DEPTH_GAP",
     "DEFAULT_TAU",
+    "PAIR_FILTER_NAMES",
     "RULE_NAMES",
     "CanonicalRelation",
     "CompassScop",
@@ -68,13 +70,13 @@ def get_rule(name: str, **params: object) -> Rule:
     """The rule called ``name`` with ``params``.
 
     ``esplora-soft`` and ``esplora-strict`` take ``tau`` (≥ 1, default 3) and ``depth_gap``
-    (in (0, 1), default 1/3); the peers take none. Raises ``ValueError`` listing the names for
+    (in (0, 1), default 1/3); the peers take none. Raises :class:`UnknownRule` listing the names for
     an unknown rule and :class:`InvalidParameter` for an unknown or out-of-range parameter.
     """
     try:
         factory, accepted = _RULES[name]
     except KeyError:
-        raise ValueError(
+        raise UnknownRule(
             f"unknown rule {name!r}; expected one of: {', '.join(RULE_NAMES)}"
         ) from None
     check_params(name, params, accepted)
@@ -89,6 +91,6 @@ def get_pair_filter(name: str, **thresholds: object) -> CompassScop:
     """
     if name not in PAIR_FILTER_NAMES:
         expected = ", ".join(PAIR_FILTER_NAMES)
-        raise ValueError(f"unknown pair filter {name!r}; expected one of: {expected}")
+        raise UnknownRule(f"unknown pair filter {name!r}; expected one of: {expected}")
     check_params(name, thresholds, CompassScop.__dataclass_fields__)
     return CompassScop(**thresholds)  # type: ignore[arg-type]  # validated in __post_init__

@@ -35,6 +35,7 @@ from esplora.core.rules.base import (
     resolve_relation,
 )
 
+NAME = "esplora"  # how the free functions name the rule in errors
 DEFAULT_TAU = 3.0
 DEFAULT_DEPTH_GAP = 1 / 3
 
@@ -106,19 +107,33 @@ def evaluate(
     disparity: DisparityLike | None = None,
     tau: float = DEFAULT_TAU,
     depth_gap: float = DEFAULT_DEPTH_GAP,
-    rule: str = "esplora",
 ) -> RelationResult:
     """Evaluate "subject <relation> object" under the ESPLoRA rule.
 
     ``disparity`` is ``(d_subject, d_object)`` (box medians of the normalised map) and is needed
-    for ``in_front_of``/``behind`` only (ignored for the 2D relations). ``tau``/``depth_gap``
-    must already be valid (see :func:`check_tau`, :func:`check_depth_gap`).
+    for ``in_front_of``/``behind`` only (ignored for the 2D relations). Raises
+    :class:`InvalidParameter` for a bad ``tau``/``depth_gap``.
     """
+    tau, depth_gap = check_tau(tau), check_depth_gap(depth_gap)
+    return _evaluate(NAME, relation, subject, object, disparity, tau, depth_gap)
+
+
+def _evaluate(
+    rule: str,
+    relation: str | Relation,
+    subject: BoxLike,
+    object: BoxLike,  # noqa: A002
+    disparity: DisparityLike | None,
+    tau: float,
+    depth_gap: float,
+) -> RelationResult:
+    """:func:`evaluate` with parameters already validated; errors name ``rule``."""
     rel = resolve_relation(rule, relation, SUPPORTED)
+    a, b = as_box(subject), as_box(object)  # validated for depth too, as in the vectorised path
     if rel in DEPTH_RELATIONS:
         d_a, d_b = as_disparity_pair(disparity)
         return depth_result(rel, d_a, d_b, depth_gap)
-    return planar_result(rel, as_box(subject), as_box(object), tau)
+    return planar_result(rel, a, b, tau)
 
 
 # --- vectorised path ------------------------------------------------------------------------
@@ -188,8 +203,10 @@ def planar_many(relation: Relation, a: FloatArray, b: FloatArray, tau: float) ->
     return RelationArrays(soft, strict, np.minimum(ahead, room, out=ahead))
 
 
-def depth_many(relation: Relation, d: FloatArray, depth_gap: float) -> RelationArrays:
-    """Vectorised :func:`depth_result` over a validated ``(N, 2)`` disparity array."""
+def _depth_parts(
+    relation: Relation, d: FloatArray, depth_gap: float
+) -> tuple[BoolArray, BoolArray, FloatArray, FloatArray]:
+    """Soft, strict, ``near - far`` and ``max(d_A, d_B)`` for validated disparities."""
     d_a, d_b = d[:, 0], d[:, 1]
     near, far = (d_a, d_b) if relation is Relation.IN_FRONT_OF else (d_b, d_a)
     big = np.maximum(d_a, d_b)
@@ -197,6 +214,22 @@ def depth_many(relation: Relation, d: FloatArray, depth_gap: float) -> RelationA
     gap = near - far
     strict = np.greater_equal(gap, depth_gap * big)
     strict &= soft
+    return soft, strict, gap, big
+
+
+def depth_verdict_many(
+    relation: Relation, d: FloatArray, depth_gap: float, strict: bool
+) -> BoolArray:
+    """Vectorised soft or strict depth verdict alone (no margin)."""
+    if not strict:
+        d_a, d_b = d[:, 0], d[:, 1]
+        return np.greater(d_a, d_b) if relation is Relation.IN_FRONT_OF else np.greater(d_b, d_a)
+    return _depth_parts(relation, d, depth_gap)[1]
+
+
+def depth_many(relation: Relation, d: FloatArray, depth_gap: float) -> RelationArrays:
+    """Vectorised :func:`depth_result` over a validated ``(N, 2)`` disparity array."""
+    soft, strict, gap, big = _depth_parts(relation, d, depth_gap)
     with np.errstate(divide="ignore", invalid="ignore"):
         margin = gap / big
     margin -= depth_gap
@@ -212,9 +245,22 @@ def evaluate_many(
     disparity: ArrayLike | None = None,
     tau: float = DEFAULT_TAU,
     depth_gap: float = DEFAULT_DEPTH_GAP,
-    rule: str = "esplora",
 ) -> RelationArrays:
     """Vectorised :func:`evaluate`: ``(N, 4)`` boxes, ``(N, 2)`` disparities for depth relations."""
+    tau, depth_gap = check_tau(tau), check_depth_gap(depth_gap)
+    return _evaluate_many(NAME, relation, subjects, objects, disparity, tau, depth_gap)
+
+
+def _evaluate_many(
+    rule: str,
+    relation: str | Relation,
+    subjects: ArrayLike,
+    objects: ArrayLike,
+    disparity: ArrayLike | None,
+    tau: float,
+    depth_gap: float,
+) -> RelationArrays:
+    """:func:`evaluate_many` with parameters already validated; errors name ``rule``."""
     rel = resolve_relation(rule, relation, SUPPORTED)
     a, b = pair_arrays(subjects, objects)
     if rel in DEPTH_RELATIONS:
@@ -257,10 +303,7 @@ class EsploraRule:
         disparity: DisparityLike | None = None,
     ) -> RelationResult:
         """Soft, strict and margin for one pair with this rule's parameters."""
-        return evaluate(
-            relation, subject, object, disparity=disparity,
-            tau=self.tau, depth_gap=self.depth_gap, rule=self.name,
-        )  # fmt: skip
+        return _evaluate(self.name, relation, subject, object, disparity, self.tau, self.depth_gap)
 
     def evaluate_many(
         self,
@@ -271,10 +314,9 @@ class EsploraRule:
         disparity: ArrayLike | None = None,
     ) -> RelationArrays:
         """Vectorised :meth:`evaluate`."""
-        return evaluate_many(
-            relation, subjects, objects, disparity=disparity,
-            tau=self.tau, depth_gap=self.depth_gap, rule=self.name,
-        )  # fmt: skip
+        return _evaluate_many(
+            self.name, relation, subjects, objects, disparity, self.tau, self.depth_gap
+        )
 
     def score(
         self,
@@ -300,8 +342,8 @@ class EsploraRule:
         rel = resolve_relation(self.name, relation, SUPPORTED)
         a, b = pair_arrays(subjects, objects)
         if rel in DEPTH_RELATIONS:
-            arrays = depth_many(rel, disparity_rows(disparity, a.shape[0]), self.depth_gap)
-            verdict = arrays.strict if self.strict else arrays.soft
+            d = disparity_rows(disparity, a.shape[0])
+            verdict = depth_verdict_many(rel, d, self.depth_gap, self.strict)
         else:
             verdict = planar_soft_many(rel, a, b)
             if self.strict:

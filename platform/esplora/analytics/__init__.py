@@ -1,0 +1,1 @@
+"""Read-only analytics: relation statistics, explore queries, and figures of the rules."""

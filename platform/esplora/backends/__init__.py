@@ -1,0 +1,1 @@
+"""Model backends (extractor, detector, depth, generator) behind small protocols and a registry."""

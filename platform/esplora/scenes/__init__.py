@@ -1,0 +1,1 @@
+"""The procedural scene world: scenes with exact ground truth, rendered offline."""

@@ -1,0 +1,33 @@
+"""``make demo``'s command, run end to end on a fresh embedded store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from esplora.db.engine import Store
+from esplora.db.models import SpatialPrompt
+
+
+def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) -> None:
+    home = Path(os.environ["ESPLORA_HOME"])
+    command = [str(Path(sys.executable).parent / "esplora"), "demo"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
+    first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert first.returncode == 0, first.stderr
+    assert "a photo of a teddy bear left of a dog" in first.stdout  # TORE on a GenEval prompt
+    assert (home / "figures" / "relations_2d.png").stat().st_size > 10_000
+    store = Store.from_url(f"sqlite:///{home / 'esplora.db'}")
+    with store.reader() as session:
+        stored = session.scalar(select(func.count()).select_from(SpatialPrompt))
+    assert stored and stored > 15
+    second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert f"0 stored, {stored} already in the store" in second.stdout
+    with store.reader() as session:
+        assert session.scalar(select(func.count()).select_from(SpatialPrompt)) == stored
+    store.dispose()
