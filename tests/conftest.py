@@ -24,7 +24,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 def _isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own ESPLORA_HOME; nothing reads the developer's real store."""
     monkeypatch.setenv("ESPLORA_HOME", str(tmp_path / "home"))
-    for name in ("ESPLORA_DATABASE_URL", "ESPLORA_BROKER_URL", "ESPLORA_PROFILE"):
+    for name in [v for v in os.environ if v.startswith("ESPLORA_") and v != "ESPLORA_HOME"]:
         monkeypatch.delenv(name, raising=False)
     get_settings.cache_clear()
     yield

@@ -827,7 +827,11 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_claims")),
         sa.UniqueConstraint(
-            "sample_id", "clause_index", name=op.f("uq_claims_sample_id_clause_index")
+            "sample_id",
+            "clause_index",
+            "subject_label",
+            "object_label",
+            name=op.f("uq_claims_sample_id_clause_index_subject_label_object_label"),
         ),
     )
     with op.batch_alter_table("claims", schema=None) as batch_op:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import Field, field_validator
@@ -22,7 +23,7 @@ def default_home() -> Path:
 class Settings(BaseSettings):
     """Where the store, broker and artefacts live, and how the platform runs."""
 
-    model_config = SettingsConfigDict(env_prefix="ESPLORA_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="ESPLORA_", extra="ignore", env_ignore_empty=True)
 
     home: Path = Field(default_factory=default_home, description="Data directory.")
     database_url: str | None = Field(
@@ -31,13 +32,35 @@ class Settings(BaseSettings):
     broker_url: str | None = Field(
         default=None, description="Celery broker; default: the filesystem broker under home."
     )
-    profile: str = Field(default="embedded", description="'embedded' or 'scaled' (informational).")
+    profile: Literal["real", "tiny"] = Field(
+        default="real",
+        description="Model profile: the real model ids, or tiny random twins under models_dir.",
+    )
+    models_dir: Path | None = Field(
+        default=None, description="Tiny models (`esplora models make-tiny`); default home/models."
+    )
+    device: str = Field(default="auto", description="'auto' (CUDA when present), 'cpu', 'cuda:0'…")
+    batch_size: int = Field(default=8, ge=1)
+    detector: str = Field(default="grounding-dino", description="Detector backend name.")
+    depth_model: str = Field(default="depth-anything", description="Depth backend name.")
+    extractor: str = Field(default="grammar", description="Object extraction backend name.")
+    box_threshold: float = Field(default=0.35, ge=0, le=1)
+    text_threshold: float = Field(default=0.25, ge=0, le=1)
+    max_objects: int = Field(default=16, ge=1, description="Top-K detections kept per image.")
+    tau: float = Field(default=3.0, ge=1)
+    depth_gap: float = Field(default=1 / 3, gt=0, lt=1)
+    pair_filter: str | None = Field(default=None, description="e.g. 'compass-scop'.")
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
+
+    @field_validator("models_dir")
+    @classmethod
+    def _absolute_models_dir(cls, value: Path | None) -> Path | None:
+        return value.expanduser().resolve() if value is not None else None
 
     @property
     def resolved_database_url(self) -> str:
@@ -48,6 +71,17 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The broker URL in use: the explicit one, else Celery's filesystem transport."""
         return self.broker_url or "filesystem://"
+
+    @property
+    def deployment(self) -> str:
+        """'embedded' (SQLite and the filesystem broker, one machine) or 'scaled'."""
+        embedded = self.resolved_database_url.startswith("sqlite") and self.broker_url is None
+        return "embedded" if embedded else "scaled"
+
+    @property
+    def resolved_models_dir(self) -> Path:
+        """Where the tiny models live."""
+        return self.models_dir or self.home / "models"
 
     @property
     def artefacts_dir(self) -> Path:

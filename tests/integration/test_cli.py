@@ -36,7 +36,8 @@ def test_db_lifecycle_and_info(tmp_path: Path) -> None:
     home = Path(os.environ["ESPLORA_HOME"]).resolve()
     assert info["home"] == str(home)
     assert info["database_url"] == f"sqlite:///{home / 'esplora.db'}"
-    assert info["broker_url"] == "filesystem://" and info["profile"] == "embedded"
+    assert info["broker_url"] == "filesystem://" and info["deployment"] == "embedded"
+    assert info["profile"] == "real" and info["models_dir"] == str(home / "models")
     assert run("db", "downgrade", "base").returncode == 0
     assert run_json("db", "current")["current"] is None
 

@@ -28,13 +28,18 @@ def info(as_json: JsonOption = False) -> None:
         "version": __version__,
         "home": str(config.home),
         "profile": config.profile,
+        "deployment": config.deployment,
+        "models_dir": str(config.resolved_models_dir),
         "database_url": store.url,
         "store": store.to_dict(),
         "broker_url": database.display_url(config.resolved_broker_url),
     }
 
     def render() -> None:
-        console.print(f"[bold]esplora[/] {__version__}  profile: {config.profile}")
+        console.print(f"[bold]esplora[/] {__version__}  ({config.deployment})")
+        console.print(
+            f"profile:  {config.profile} models (tiny ones in {config.resolved_models_dir})"
+        )
         console.print(f"home:     {config.home}")
         console.print(f"store:    {store.url}  ({revision_text(store)})")
         console.print(f"broker:   {data['broker_url']}")

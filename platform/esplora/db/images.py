@@ -63,6 +63,8 @@ class Image(ChangeTracked, Base):
     near_duplicate_of: Mapped[int | None] = mapped_column(
         IdType, ForeignKey("images.id", ondelete="SET NULL")
     )
+    format: Mapped[str | None] = mapped_column(String(16))
+    byte_size: Mapped[int | None] = mapped_column(BigInteger)
     depth_map_uri: Mapped[str | None] = mapped_column(Text)
     depth_producer: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = created_column()
@@ -88,6 +90,7 @@ class ImageStage(ChangeTracked, Base):
     producer: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     claimed_by: Mapped[str | None] = mapped_column(String(200))
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = created_column()
@@ -110,6 +113,39 @@ class Sample(ChangeTracked, Versioned, Base):
     meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
     excluded: Mapped[bool] = mapped_column(Boolean, default=False, index=True)
     exclusion_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = created_column()
+
+
+class IngestFailure(Base):
+    """A source item that could not be read (corrupt, truncated, not an image…), with why.
+
+    Keyed like a sample, so a second ingest of the same source records nothing new.
+    """
+
+    __tablename__ = "ingest_failures"
+    __table_args__ = (UniqueConstraint("source_id", "source_key"),)
+
+    id: Mapped[int] = id_column()
+    source_id: Mapped[int] = mapped_column(IdType, ForeignKey("sources.id", ondelete="CASCADE"))
+    source_key: Mapped[str] = mapped_column(String(500))
+    reason: Mapped[str] = mapped_column(String(64), index=True)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = created_column()
+
+
+class Extraction(ChangeTracked, Base):
+    """The objects an image's captions name (or a VLM saw): the detector's text query.
+
+    ``objects`` is a list of ``{"label": canonical, "phrase": as written}``.
+    """
+
+    __tablename__ = "extractions"
+
+    image_id: Mapped[int] = mapped_column(
+        IdType, ForeignKey("images.id", ondelete="CASCADE"), primary_key=True
+    )
+    producer: Mapped[str] = mapped_column(String(200), primary_key=True)
+    objects: Mapped[list[Any]] = mapped_column(default=list)
     created_at: Mapped[datetime] = created_column()
 
 

@@ -2,7 +2,16 @@
 
 from esplora.db.base import Base, metadata
 from esplora.db.detections import DetectedObject, ObjectDepth
-from esplora.db.images import ChangeCounter, Image, ImageStage, Sample, Source, WorkerHeartbeat
+from esplora.db.images import (
+    ChangeCounter,
+    Extraction,
+    Image,
+    ImageStage,
+    IngestFailure,
+    Sample,
+    Source,
+    WorkerHeartbeat,
+)
 from esplora.db.relations import CaptionClaim, GeometricRelation
 from esplora.db.review import Override, ReviewVote
 from esplora.db.runs import Checkpoint, EvaluationResult, EvaluationRun, RunMetric, TrainingRun
@@ -17,10 +26,12 @@ __all__ = [
     "DetectedObject",
     "EvaluationResult",
     "EvaluationRun",
+    "Extraction",
     "Generation",
     "GeometricRelation",
     "Image",
     "ImageStage",
+    "IngestFailure",
     "ObjectDepth",
     "Override",
     "ReviewVote",

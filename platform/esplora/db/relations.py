@@ -56,7 +56,10 @@ class CaptionClaim(ChangeTracked, Versioned, Base):
     """
 
     __tablename__ = "claims"
-    __table_args__ = (UniqueConstraint("sample_id", "clause_index"),)
+    # A coordinated clause ("a cat and a dog left of a tree") claims one relation per pair.
+    __table_args__ = (
+        UniqueConstraint("sample_id", "clause_index", "subject_label", "object_label"),
+    )
 
     id: Mapped[int] = id_column()
     sample_id: Mapped[int] = mapped_column(IdType, ForeignKey("samples.id", ondelete="CASCADE"))

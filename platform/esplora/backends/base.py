@@ -1,0 +1,89 @@
+"""The small protocols every model backend implements, and the values they exchange.
+
+Backends take decoded RGB images (PIL, already EXIF-transposed) and return plain values; they
+never touch the store. Heavy imports (torch, transformers) happen inside their constructors, so
+importing this package stays cheap. A backend is loaded once per process and called in batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import numpy as np
+    from PIL.Image import Image
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractedObject:
+    """An object an image's captions (or a VLM) name: canonical label and the words used."""
+
+    label: str
+    phrase: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractionInput:
+    """What the extract stage knows about one image: its captions, and the image if needed."""
+
+    captions: tuple[str, ...]
+    image: Image | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedBox:
+    """A detection in pixels of the (EXIF-transposed) image, clipped to it."""
+
+    label: str
+    phrase: str
+    box: tuple[float, float, float, float]
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class DroppedBox:
+    """A raw detection discarded before storage, and why (e.g. ``too_small``, ``outside``)."""
+
+    phrase: str
+    box: tuple[float, float, float, float]
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionResult:
+    """One image's detections: the kept boxes (top-K by score) and the dropped ones."""
+
+    boxes: tuple[DetectedBox, ...]
+    dropped: tuple[DroppedBox, ...] = field(default=())
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """Names the objects to look for in each image."""
+
+    producer: str  # model id + version, stored with every row it produces
+    needs_image: bool
+
+    def extract(self, items: Sequence[ExtractionInput]) -> list[tuple[ExtractedObject, ...]]: ...
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Open-vocabulary detection: boxes for the queried objects."""
+
+    producer: str
+
+    def detect(
+        self, images: Sequence[Image], queries: Sequence[Sequence[ExtractedObject]]
+    ) -> list[DetectionResult]: ...
+
+
+@runtime_checkable
+class DepthEstimator(Protocol):
+    """Relative inverse depth (disparity, larger = closer) at each image's own size."""
+
+    producer: str
+
+    def estimate(self, images: Sequence[Image]) -> list[np.ndarray]: ...
