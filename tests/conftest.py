@@ -42,6 +42,16 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny random-weight twins of every backend, written once per test session."""
+    from esplora.backends.tiny import make_tiny
+
+    root = tmp_path_factory.mktemp("tiny-models")
+    make_tiny(root)
+    return root
+
+
+@pytest.fixture(scope="session")
 def postgres() -> Iterator[PostgresServer]:
     with postgres_server() as server:
         yield server

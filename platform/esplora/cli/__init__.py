@@ -11,7 +11,8 @@ import sys
 import typer
 from rich.console import Console
 
-from esplora.cli import db, demo, spatial, system
+from esplora.cli import db, demo, ingest, models, pipeline, spatial, system
+from esplora.backends.registry import BackendError
 from esplora.core.errors import SpatialError
 from esplora.errors import EsploraError
 
@@ -23,16 +24,19 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(db.app, name="db")
+app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(models.app, name="models")
 system.register(app)
 spatial.register(app)
 demo.register(app)
+ingest.register(app)
 
 
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
-    except (EsploraError, SpatialError) as error:
+    except (EsploraError, SpatialError, BackendError) as error:
         Console(stderr=True).print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
         sys.exit(2)
 

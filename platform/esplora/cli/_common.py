@@ -12,6 +12,8 @@ from rich.console import Console
 from esplora.settings import Settings, get_settings
 
 console = Console()
+# Progress bars and notes go to stderr, so `--json` output on stdout stays parseable.
+err_console = Console(stderr=True)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
 

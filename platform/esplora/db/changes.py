@@ -34,6 +34,14 @@ def allocate_change_seqs(session: Session, count: int) -> range:
     return range(last - count + 1, last + 1)
 
 
+def next_change_seq(session: Session) -> int:
+    """One change number for a bulk ``UPDATE``: every row it touches shares it.
+
+    Sharing is fine for mirrors: they ask for ``change_seq > N`` and get all of them.
+    """
+    return allocate_change_seqs(session, 1)[0]
+
+
 def _stamp_changes(session: Session, _context: Any, _instances: Any) -> None:
     changed = [
         obj

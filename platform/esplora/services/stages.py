@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import and_, exists, func, select, update
 from sqlalchemy.orm import Session, aliased
 
+from esplora.db.changes import next_change_seq
 from esplora.db.enums import Stage, StageStatus
 from esplora.db.images import ImageStage
 
@@ -79,13 +80,20 @@ def claim(
         session.execute(
             update(ImageStage)
             .where(ImageStage.stage == stage, ImageStage.image_id.in_(ids))
-            .values(status=StageStatus.CLAIMED, claimed_by=worker, lease_expires_at=now() + lease)
+            .values(
+                status=StageStatus.CLAIMED,
+                claimed_by=worker,
+                lease_expires_at=now() + lease,
+                change_seq=next_change_seq(session),
+            )
             .execution_options(synchronize_session=False)
         )
     return ids
 
 
-def still_claimed(session: Session, stage: Stage, image_ids: Sequence[int], worker: str) -> list[int]:
+def still_claimed(
+    session: Session, stage: Stage, image_ids: Sequence[int], worker: str
+) -> list[int]:
     """The images of ``image_ids`` this worker still holds (a requeue may have taken some back)."""
     return list(
         session.scalars(
@@ -112,11 +120,16 @@ def finish(
         update(ImageStage)
         .where(ImageStage.stage == stage, ImageStage.image_id == image_id)
         .values(
-            status=StageStatus.DONE, producer=producer, details=details or {},
-            attempts=ImageStage.attempts + 1, last_error=None, lease_expires_at=None,
+            status=StageStatus.DONE,
+            producer=producer,
+            details=details or {},
+            attempts=ImageStage.attempts + 1,
+            last_error=None,
+            lease_expires_at=None,
+            change_seq=next_change_seq(session),
         )
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
 
 
 def fail(session: Session, stage: Stage, image_id: int, error: str) -> None:
@@ -125,11 +138,14 @@ def fail(session: Session, stage: Stage, image_id: int, error: str) -> None:
         update(ImageStage)
         .where(ImageStage.stage == stage, ImageStage.image_id == image_id)
         .values(
-            status=StageStatus.FAILED, attempts=ImageStage.attempts + 1,
-            last_error=error[:MAX_ERROR_CHARS], lease_expires_at=None,
+            status=StageStatus.FAILED,
+            attempts=ImageStage.attempts + 1,
+            last_error=error[:MAX_ERROR_CHARS],
+            lease_expires_at=None,
+            change_seq=next_change_seq(session),
         )
         .execution_options(synchronize_session=False)
-    )  # fmt: skip
+    )
 
 
 def release(session: Session, stage: Stage, image_ids: Sequence[int], worker: str) -> int:
@@ -142,7 +158,12 @@ def release(session: Session, stage: Stage, image_ids: Sequence[int], worker: st
             ImageStage.status == StageStatus.CLAIMED,
             ImageStage.claimed_by == worker,
         )
-        .values(status=StageStatus.PENDING, claimed_by=None, lease_expires_at=None)
+        .values(
+            status=StageStatus.PENDING,
+            claimed_by=None,
+            lease_expires_at=None,
+            change_seq=next_change_seq(session),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -156,7 +177,12 @@ def retry_failed(session: Session, stages: Sequence[Stage] | None = None) -> int
     result = session.execute(
         update(ImageStage)
         .where(condition)
-        .values(status=StageStatus.PENDING, claimed_by=None, lease_expires_at=None)
+        .values(
+            status=StageStatus.PENDING,
+            claimed_by=None,
+            lease_expires_at=None,
+            change_seq=next_change_seq(session),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
@@ -169,7 +195,12 @@ def requeue_stale(session: Session, *, older_than: timedelta | None = None) -> i
     result = session.execute(
         update(ImageStage)
         .where(ImageStage.status == StageStatus.CLAIMED, column < cutoff)
-        .values(status=StageStatus.PENDING, claimed_by=None, lease_expires_at=None)
+        .values(
+            status=StageStatus.PENDING,
+            claimed_by=None,
+            lease_expires_at=None,
+            change_seq=next_change_seq(session),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]

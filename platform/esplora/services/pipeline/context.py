@@ -1,0 +1,68 @@
+"""What every stage runner needs: the store, settings, and backends loaded once per process."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from esplora.db.engine import Store
+from esplora.settings import Settings
+
+
+def worker_name() -> str:
+    """A name for this process in claims and heartbeats: host and pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class StageContext:
+    """The composition root of a pipeline run (inline, or one worker process).
+
+    Backends are created on first use and cached for the life of the context, so a worker
+    process loads each model once however many batches it runs.
+    """
+
+    store: Store
+    settings: Settings
+    worker: str = field(default_factory=worker_name)
+
+    @property
+    def artefacts_dir(self) -> Path:
+        return self.settings.artefacts_dir
+
+    @cached_property
+    def backend_options(self) -> Any:
+        from esplora.backends.registry import BackendOptions
+
+        s = self.settings
+        return BackendOptions(
+            profile=s.profile,
+            models_dir=s.resolved_models_dir,
+            device=s.device,
+            box_threshold=s.box_threshold,
+            text_threshold=s.text_threshold,
+            max_objects=s.max_objects,
+            batch_size=s.batch_size,
+        )
+
+    def backend(self, kind: str, name: str) -> Any:
+        """The backend ``name`` of ``kind``, created once per process by the registry."""
+        from esplora.backends.registry import create
+
+        return create(kind, name, self.backend_options)
+
+    @cached_property
+    def extractor(self) -> Any:
+        return self.backend("extractor", self.settings.extractor)
+
+    @cached_property
+    def detector(self) -> Any:
+        return self.backend("detector", self.settings.detector)
+
+    @cached_property
+    def depth(self) -> Any:
+        return self.backend("depth", self.settings.depth_model)
