@@ -244,6 +244,23 @@ def test_an_imagefolder(store: Store, settings: Settings, tmp_path: Path) -> Non
     assert_second_run_writes_nothing(store, settings, root, "folder", report)
 
 
+def test_long_keys_nul_characters_and_nan_metadata_fit_both_stores(
+    store: Store, settings: Settings, tmp_path: Path
+) -> None:
+    name = f"{'a' * 200}/{'b' * 200}/{'c' * 150}.jpg"  # a 555-character key
+    root = datasets.write_folder(
+        tmp_path / "d", {name: (datasets.jpeg(1), "a cat\x00 left of a dog")}
+    )
+    (root / name).with_suffix(".json").write_text('{"score": NaN, "note": "x\\u0000y"}')
+    report = ingest(store, settings, root, source_format="folder")
+    assert report.imported_samples == 1
+    (sample,) = rows(store, models.Sample)
+    assert len(sample.source_key) == 500 and sample.source_key.startswith("a" * 200)
+    assert sample.caption == "a cat left of a dog"
+    assert sample.meta == {"score": None, "note": "xy"}
+    assert_second_run_writes_nothing(store, settings, root, "folder", report)
+
+
 def test_an_excluded_image_is_revived_by_a_kept_sample(
     store: Store, settings: Settings, tmp_path: Path
 ) -> None:

@@ -42,6 +42,9 @@ def resolve_dtype(device: Any) -> Any:
 
 def load(source: ModelSource, loader: Callable[..., _T], **kwargs: Any) -> _T:
     """``loader(source.location, **kwargs)``; a missing model becomes :class:`ModelUnavailable`."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # a bar per load would drown the pipeline's own progress
     try:
         return loader(source.location, **kwargs)
     except OSError as error:

@@ -7,13 +7,41 @@ importing this package stays cheap. A backend is loaded once per process and cal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import numpy as np
     from PIL.Image import Image
+
+
+class PhaseClock:
+    """Seconds spent per phase (preprocess, forward, postprocess…), for the per-image breakdown.
+
+    Backends time their own phases; the pipeline drains the clock after each batch.
+    """
+
+    def __init__(self) -> None:
+        self._seconds: defaultdict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[None]:
+        """Add the time spent inside the ``with`` block to ``name``."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._seconds[name] += time.perf_counter() - start
+
+    def drain(self) -> dict[str, float]:
+        """The totals since the last drain, and start again from zero."""
+        totals = dict(self._seconds)
+        self._seconds.clear()
+        return totals
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from esplora.backends._hf import LoadedModel, batched, rgb
+from esplora.backends.base import PhaseClock
 from esplora.backends.registry import DEPTH_ANYTHING_ID, BackendOptions
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class DepthAnythingEstimator:
             AutoImageProcessor.from_pretrained,
         )
         self.producer = self._loaded.producer
+        self.clock = PhaseClock()
 
     def estimate(self, images: Sequence[Image]) -> list[np.ndarray]:
         """One float32 disparity map per image, shaped like the image: ``(height, width)``."""
@@ -54,18 +56,20 @@ class DepthAnythingEstimator:
     def _estimate(self, images: Sequence[Image]) -> list[np.ndarray]:
         import torch
 
-        pixels = [
-            torch.as_tensor(np.asarray(p))
-            for p in self._loaded.processor(images=rgb(images))["pixel_values"]
-        ]
-        batch, regions = _pad(pixels)
-        with torch.inference_mode():
+        with self.clock.phase("preprocess"):
+            pixels = [
+                torch.as_tensor(np.asarray(p))
+                for p in self._loaded.processor(images=rgb(images))["pixel_values"]
+            ]
+            batch, regions = _pad(pixels)
+        with self.clock.phase("forward"), torch.inference_mode():
             outputs = self._loaded.model(**self._loaded.inputs({"pixel_values": batch}))
-        predicted = outputs.predicted_depth.float()
-        return [
-            _resize(_crop(predicted[i], regions[i], batch.shape[-2:]), image)
-            for i, image in enumerate(images)
-        ]
+        with self.clock.phase("postprocess"):
+            predicted = outputs.predicted_depth.float()
+            return [
+                _resize(_crop(predicted[i], regions[i], batch.shape[-2:]), image)
+                for i, image in enumerate(images)
+            ]
 
 
 def _pad(pixels: Sequence[Any]) -> tuple[Any, list[tuple[int, int]]]:

@@ -14,7 +14,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from esplora.backends._hf import LoadedModel, batched, rgb
-from esplora.backends.base import DetectedBox, DetectionResult, DroppedBox, ExtractedObject
+from esplora.backends.base import (
+    DetectedBox,
+    DetectionResult,
+    DroppedBox,
+    ExtractedObject,
+    PhaseClock,
+)
 from esplora.backends.registry import GROUNDING_DINO_ID, OWLV2_ID, BackendOptions
 from esplora.core.boxes import clip_box
 
@@ -101,6 +107,7 @@ class _Detector:
         self.options = options
         self._loaded = loaded
         self.producer = loaded.producer
+        self.clock = PhaseClock()
 
     def detect(
         self, images: Sequence[Image], queries: Sequence[Sequence[ExtractedObject]]
@@ -113,10 +120,11 @@ class _Detector:
             chunk_images = [images[row.image_index] for row in chunk]
             for row, candidates in zip(chunk, self._run(chunk_images, chunk), strict=True):
                 found[row.image_index].extend(candidates)
-        return [
-            finalise(c, image.width, image.height, self.options.max_objects)
-            for c, image in zip(found, images, strict=True)
-        ]
+        with self.clock.phase("postprocess"):
+            return [
+                finalise(c, image.width, image.height, self.options.max_objects)
+                for c, image in zip(found, images, strict=True)
+            ]
 
     def _rows(self, index: int, objects: tuple[ExtractedObject, ...]) -> list[_Row]:
         return [_Row(index, objects)] if objects else []
@@ -171,16 +179,24 @@ class GroundingDinoDetector(_Detector):
 
         texts = [". ".join(query_phrase(o) for o in row.objects) + "." for row in rows]
         processor = self._loaded.processor
-        batch = processor(
-            images=rgb(images),
-            text=texts,
-            padding="longest",
-            truncation=True,
-            max_length=self._max_tokens,
-            return_tensors="pt",
-        )
-        with torch.inference_mode():
+        with self.clock.phase("preprocess"):
+            batch = processor(
+                images=rgb(images),
+                text=texts,
+                padding="longest",
+                truncation=True,
+                max_length=self._max_tokens,
+                return_tensors="pt",
+            )
+        with self.clock.phase("forward"), torch.inference_mode():
             outputs = self._loaded.model(**self._loaded.inputs(batch))
+        with self.clock.phase("postprocess"):
+            return self._post(outputs, batch, images, rows)
+
+    def _post(
+        self, outputs: Any, batch: Any, images: Sequence[Image], rows: Sequence[_Row]
+    ) -> list[list[Candidate]]:
+        processor = self._loaded.processor
         outputs.logits = outputs.logits.float()
         outputs.pred_boxes = outputs.pred_boxes.float()
         sizes = [(image.height, image.width) for image in images]
@@ -252,9 +268,17 @@ class Owlv2Detector(_Detector):
 
         processor = self._loaded.processor
         texts = [[query_phrase(o) for o in row.objects] for row in rows]
-        batch = processor(images=rgb(images), text=texts, truncation=True, return_tensors="pt")
-        with torch.inference_mode():
+        with self.clock.phase("preprocess"):
+            batch = processor(images=rgb(images), text=texts, truncation=True, return_tensors="pt")
+        with self.clock.phase("forward"), torch.inference_mode():
             outputs = self._loaded.model(**self._loaded.inputs(batch))
+        with self.clock.phase("postprocess"):
+            return self._post(outputs, images, rows)
+
+    def _post(
+        self, outputs: Any, images: Sequence[Image], rows: Sequence[_Row]
+    ) -> list[list[Candidate]]:
+        processor = self._loaded.processor
         outputs.logits = outputs.logits.float()
         outputs.pred_boxes = outputs.pred_boxes.float()
         # Boxes are relative to the padded square: scale both axes by the longer side.

@@ -87,7 +87,7 @@ def build_grounding_dino(path: Path) -> str:
 
     tokenizer = _bert_tokenizer(tiny_words())
     image_processor = _image_processor(
-        "GroundingDinoImageProcessor", size={"shortest_edge": 64, "longest_edge": 128}
+        "GroundingDinoImageProcessor", size={"shortest_edge": 128, "longest_edge": 192}
     )
     config = GroundingDinoConfig(
         backbone_config=SwinConfig(

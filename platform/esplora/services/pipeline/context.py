@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from esplora.backends.base import PhaseClock
 from esplora.db.engine import Store
 from esplora.settings import Settings
 
@@ -29,6 +30,7 @@ class StageContext:
     store: Store
     settings: Settings
     worker: str = field(default_factory=worker_name)
+    clock: PhaseClock = field(default_factory=PhaseClock)  # the stages' own phases (decode)
 
     @property
     def artefacts_dir(self) -> Path:
@@ -54,6 +56,16 @@ class StageContext:
         from esplora.backends.registry import create
 
         return create(kind, name, self.backend_options)
+
+    def drain_clocks(self) -> dict[str, float]:
+        """Seconds per phase since the last call, from this context and its loaded backends."""
+        totals = self.clock.drain()
+        for name in ("extractor", "detector", "depth"):
+            backend = self.__dict__.get(name)  # only backends already loaded
+            clock = getattr(backend, "clock", None)
+            for phase, seconds in (clock.drain() if clock else {}).items():
+                totals[phase] = totals.get(phase, 0.0) + seconds
+        return totals
 
     @cached_property
     def extractor(self) -> Any:

@@ -13,9 +13,10 @@ from esplora.sources.images import load_rgb, resolve_uri
 def load_images(ctx: StageContext, uris: Mapping[int, str]) -> dict[int, Any]:
     """Image id → PIL image, or the exception that explains why it could not be read."""
     out: dict[int, Any] = {}
-    for image_id, uri in uris.items():
-        try:
-            out[image_id] = load_rgb(resolve_uri(uri, ctx.artefacts_dir))
-        except Exception as error:  # one unreadable file fails only its image
-            out[image_id] = error
+    with ctx.clock.phase("decode"):
+        for image_id, uri in uris.items():
+            try:
+                out[image_id] = load_rgb(resolve_uri(uri, ctx.artefacts_dir))
+            except Exception as error:  # one unreadable file fails only its image
+                out[image_id] = error
     return out

@@ -68,18 +68,37 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
+def _compute(ctx: StageContext, runner: StageRunner, inputs: dict[int, Any]) -> dict[int, Any]:
+    """The runner's results; if the batch call itself fails, that error fails each image."""
+    if not inputs:
+        return {}
+    try:
+        return runner.compute(ctx, inputs)
+    except Exception as error:  # a model crash fails its batch, never the run
+        return dict.fromkeys(inputs, error)
+
+
 def run_batch(
     ctx: StageContext, runner: StageRunner, image_ids: Sequence[int], timings: Timings | None = None
 ) -> BatchOutcome:
     """Run ``runner`` over images already claimed by ``ctx.worker``."""
     timings = timings or Timings()
+    ctx.drain_clocks()  # start this batch's phases from zero
     with timings.phase("store_read"):
         inputs = runner.load(ctx, image_ids)
+    decode = ctx.drain_clocks().get("decode", 0.0)
+    timings.seconds["store_read"] -= decode  # loading = reading rows + decoding images
+    timings.seconds["decode"] += decode
     errors: dict[int, str] = {i: "input missing" for i in image_ids if i not in inputs}
     errors.update({i: describe(v) for i, v in inputs.items() if isinstance(v, BaseException)})
     good = {i: v for i, v in inputs.items() if i not in errors}
     results: dict[int, Any] = {}
-    for image_id, value in (runner.compute(ctx, good) if good else {}).items():
+    with timings.phase("compute"):
+        computed = _compute(ctx, runner, good)
+    for phase, seconds in ctx.drain_clocks().items():
+        timings.seconds[phase] += seconds
+        timings.seconds["compute"] -= seconds  # what is left of compute is the stage's own code
+    for image_id, value in computed.items():
         if isinstance(value, BaseException):
             errors[image_id] = describe(value)
         else:
