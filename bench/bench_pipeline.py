@@ -104,9 +104,8 @@ def report(rows: dict[int, dict[str, float]], check: bool) -> int:
         print(f"{size:>5}  {cells}  {row['images/s']:>9.1f}  {row['images/s'] / base:.2f}×")
     rest = rows.get(8, rows[max(rows)])["rest"]
     ok = rest < TARGET_REST_MS
-    print(
-        f"rest at batch size 8: {rest:.2f} ms/image (target < {TARGET_REST_MS} ms): {'PASS' if ok else 'FAIL'}"
-    )
+    verdict = "PASS" if ok else "FAIL"
+    print(f"rest at batch size 8: {rest:.2f} ms/image (target < {TARGET_REST_MS} ms): {verdict}")
     return 1 if check and not ok else 0
 
 

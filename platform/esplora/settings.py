@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     tau: float = Field(default=3.0, ge=1)
     depth_gap: float = Field(default=1 / 3, gt=0, lt=1)
     pair_filter: str | None = Field(default=None, description="e.g. 'compass-scop'.")
+    ingest_min_side: int = Field(default=64, ge=1, description="Caption filter: shorter side.")
+    ingest_max_watermark: float = Field(default=0.8, ge=0, le=1)
+    ingest_max_unsafe: float = Field(default=0.5, ge=0, le=1)
+    ingest_max_pixels: int = Field(default=89_478_485, ge=1, description="Decompression guard.")
+    ingest_near_duplicate_distance: int = Field(default=4, ge=0, le=64)
+    ingest_workers: int = Field(default=0, ge=0, description="Decode threads; 0 = automatic.")
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("home")

@@ -127,6 +127,11 @@ def test_img2dataset_shards_end_to_end(
     # Stages: pending for kept images, skipped for images whose every sample is excluded.
     stages = rows(store, models.ImageStage)
     assert len(stages) == 8 * len(Stage)
+    # Ingested images are natural: only generated ones are validated against a prompt.
+    assert {(s.status, s.producer) for s in stages if s.stage is Stage.VALIDATE} == {
+        (StageStatus.SKIPPED, "ingest:natural")
+    }
+    stages = [s for s in stages if s.stage is not Stage.VALIDATE]
     skipped = {s.image_id for s in stages if s.status == StageStatus.SKIPPED}
     assert skipped == {samples[key_of(0, k)].image_id for k in (2, 5, 6)}
     assert {s.status for s in stages if s.image_id not in skipped} == {StageStatus.PENDING}
@@ -272,7 +277,9 @@ def test_an_excluded_image_is_revived_by_a_kept_sample(
     report = ingest(store, settings, second, source_format="folder")
     assert report.duplicate_images == 1 and report.imported_images == 0
     stages = rows(store, models.ImageStage)
-    assert {(s.status, s.producer) for s in stages} == {(StageStatus.PENDING, None)}
+    assert {(s.status, s.producer) for s in stages if s.stage is not Stage.VALIDATE} == {
+        (StageStatus.PENDING, None)
+    }
 
 
 def test_a_fixed_file_replaces_its_failure(

@@ -8,35 +8,52 @@ import sys
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import MetaData, create_engine, func, insert, select
 
 from esplora.db import migrate
-from esplora.db.models import DetectedObject, Image, ImageStage, Sample, Source, metadata
+from esplora.db.models import DetectedObject, Image, ImageStage, Sample, metadata
 
 REPO = Path(__file__).resolve().parents[2]
 FIRST = "0001"
 
 
 def _seed(url: str) -> None:
-    """A parent image with cascading children of every kind."""
+    """A parent image with cascading children of every kind, written through the tables as
+    they are at the store's current revision (reflected), not as the models are now."""
     engine = create_engine(url)
     with engine.begin() as connection:
+        tables = MetaData()
+        tables.reflect(connection, only=["sources", "images", "samples", "image_stages", "objects"])
+        t = tables.tables
         source = connection.execute(
-            insert(Source).values(name="s", kind="folder", meta={}).returning(Source.id)
+            insert(t["sources"])
+            .values(name="s", kind="folder", meta={})
+            .returning(t["sources"].c.id)
         ).scalar_one()
         image = connection.execute(
-            insert(Image)
+            insert(t["images"])
             .values(sha256="a" * 64, uri="x.jpg", width=4, height=3, origin="natural", change_seq=1)
-            .returning(Image.id)
+            .returning(t["images"].c.id)
         ).scalar_one()
         connection.execute(
-            insert(Sample).values(
-                image_id=image, source_id=source, source_key="0", caption="c", meta={}, change_seq=2
+            insert(t["samples"]).values(
+                image_id=image,
+                source_id=source,
+                source_key="0",
+                caption="c",
+                meta={},
+                change_seq=2,
+                version=1,
+                excluded=False,
             )
         )
-        connection.execute(insert(ImageStage).values(image_id=image, stage="detect", change_seq=3))
         connection.execute(
-            insert(DetectedObject).values(
+            insert(t["image_stages"]).values(
+                image_id=image, stage="detect", status="pending", attempts=0, change_seq=3
+            )
+        )
+        connection.execute(
+            insert(t["objects"]).values(
                 image_id=image,
                 label="cat",
                 x0=0,
@@ -46,6 +63,7 @@ def _seed(url: str) -> None:
                 producer_kind="model",
                 producer="m",
                 change_seq=4,
+                version=1,
             )
         )
     engine.dispose()

@@ -9,9 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image as PILImage
 from sqlalchemy import func, select
 
 from esplora.db.detections import DetectedObject, ObjectDepth
@@ -188,10 +186,10 @@ def test_pipeline_cli_runs_inline_and_reports_status(
         "HF_HUB_OFFLINE": "1",
     }
     esplora = str(Path(sys.executable).parent / "esplora")
-    run = subprocess.run(
-        [esplora, "pipeline", "run", "--inline", "--profile", "tiny", "--models-dir", str(tiny_settings.models_dir),
-         "--json"], capture_output=True, text=True, env={**env, "ESPLORA_BOX_THRESHOLD": "0"},
-    )  # fmt: skip
+    models = str(tiny_settings.models_dir)
+    command = [esplora, "pipeline", "run", "--inline", "--profile", "tiny", "--models-dir", models]
+    env_run = {**env, "ESPLORA_BOX_THRESHOLD": "0"}
+    run = subprocess.run([*command, "--json"], capture_output=True, text=True, env=env_run)
     assert run.returncode == 0, run.stderr
     assert json.loads(run.stdout)["done"] == {s.value: 3 for s in DATA_ENGINE}
     status = json.loads(

@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING
 from esplora.backends._hf import LoadedModel, batched, rgb
 from esplora.backends.base import ExtractedObject, ExtractionInput
 from esplora.backends.registry import VLM_ID, BackendOptions
-from esplora.backends.vocabulary import Vocabulary, load_vocabulary
 from esplora.core.grammar import parse
 from esplora.core.lexicon import is_pronoun, words
+from esplora.core.vocabulary import Vocabulary, load_vocabulary
 
 if TYPE_CHECKING:
     from PIL.Image import Image

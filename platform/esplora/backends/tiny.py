@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from esplora.backends.extractors import VLM_PROMPT
-from esplora.backends.vocabulary import load_vocabulary
+from esplora.core.vocabulary import load_vocabulary
 
 __all__ = ["TINY_BUILDERS", "TINY_FORMAT", "make_tiny", "tiny_info", "tiny_words"]
 

@@ -11,8 +11,8 @@ import sys
 import typer
 from rich.console import Console
 
-from esplora.cli import db, demo, ingest, models, pipeline, spatial, system
 from esplora.backends.registry import BackendError
+from esplora.cli import db, demo, ingest, models, pipeline, spatial, system
 from esplora.core.errors import SpatialError
 from esplora.errors import EsploraError
 

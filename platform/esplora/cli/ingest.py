@@ -98,6 +98,47 @@ def summary_table(report: IngestReport) -> Table:
     return table
 
 
+def refilter(
+    min_side: Annotated[int | None, typer.Option(min=1, help="Shorter side in pixels.")] = None,
+    max_watermark: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    max_unsafe: Annotated[float | None, typer.Option(min=0, max=1)] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-apply the caption filter to every stored sample (no re-download): samples are marked
+    or unmarked and images gain or lose their pending stages. Thresholds default to the
+    ``ESPLORA_INGEST_*`` settings."""
+    from dataclasses import replace
+
+    from esplora.services.database import open_store
+    from esplora.services.ingest import options_from
+    from esplora.services.refilter import refilter as run_refilter
+
+    config = settings()
+    params = options_from(config).filters
+    params = replace(
+        params,
+        min_side=params.min_side if min_side is None else min_side,
+        max_watermark=params.max_watermark if max_watermark is None else max_watermark,
+        max_unsafe=params.max_unsafe if max_unsafe is None else max_unsafe,
+    )
+    store = open_store(config)
+    try:
+        report = run_refilter(store, params)
+    finally:
+        store.dispose()
+
+    def render() -> None:
+        console.print(
+            f"{report.examined} samples examined: {report.newly_excluded} newly excluded, "
+            f"{report.newly_kept} newly kept"
+        )
+        for reason, count in sorted(report.excluded.items()):
+            console.print(f"  {reason:<12} {count}")
+
+    emit(report.to_dict(), as_json, render)
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``esplora ingest`` to ``app``."""
+    """Add ``esplora ingest`` and ``esplora refilter`` to ``app``."""
     app.command()(ingest)
+    app.command()(refilter)

@@ -22,7 +22,7 @@ def tore(
     as_json: JsonOption = False,
 ) -> None:
     """Rewrite PROMPT with TORE: clauses with a weak relation become their strong inverse."""
-    from esplora.core import tore as tore_core
+    import esplora.core.tore as tore_core
 
     result = tore_core.analyse(prompt, weak=frozenset(weak) if weak else tore_core.DEFAULT_WEAK)
     emit(result.to_dict(), as_json, lambda: typer.echo(result.rewritten))

@@ -43,10 +43,11 @@ def next_change_seq(session: Session) -> int:
 
 
 def _stamp_changes(session: Session, _context: Any, _instances: Any) -> None:
+    new = session.new  # a fresh IdentitySet per access: read it once, not once per object
     changed = [
         obj
-        for obj in (*session.new, *session.dirty)
-        if isinstance(obj, ChangeTracked) and (obj in session.new or session.is_modified(obj))
+        for obj in (*new, *session.dirty)
+        if isinstance(obj, ChangeTracked) and (obj in new or session.is_modified(obj))
     ]
     for obj, seq in zip(changed, allocate_change_seqs(session, len(changed)), strict=True):
         obj.change_seq = seq

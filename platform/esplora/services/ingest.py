@@ -146,6 +146,21 @@ class _Run:
     tally: _Tally = field(default_factory=_Tally)
 
 
+def options_from(settings: Settings) -> IngestOptions:
+    """The ingest options the settings ask for (``ESPLORA_INGEST_*``)."""
+    filters = FilterParams(
+        min_side=settings.ingest_min_side,
+        max_watermark=settings.ingest_max_watermark,
+        max_unsafe=settings.ingest_max_unsafe,
+    )
+    return IngestOptions(
+        max_pixels=settings.ingest_max_pixels,
+        near_duplicate_distance=settings.ingest_near_duplicate_distance,
+        filters=filters,
+        workers=settings.ingest_workers or min(8, os.cpu_count() or 1),
+    )
+
+
 def ingest(
     store: Store,
     settings: Settings,
@@ -164,7 +179,7 @@ def ingest(
     """
     if limit is not None and limit < 0:
         raise EsploraError(f"--limit must be at least 0, got {limit}")
-    options = options or IngestOptions()
+    options = options or options_from(settings)
     reader = open_reader(source_format, path)
     name = source_name or (path.name if path.is_dir() else path.stem)
     kind = SourceKind(SourceFormat(source_format).value)

@@ -25,6 +25,8 @@ from esplora.sources.phash import PhashIndex
 KEY_LENGTH = 500  # samples.source_key and ingest_failures.source_key
 # ImageStage.producer of the stages the caption filter skipped (so a kept sample revives them).
 FILTER_PRODUCER = "ingest:filter"
+# Only generated images are validated against a prompt; ingested ones skip that stage for good.
+NATURAL_PRODUCER = "ingest:natural"
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,7 +252,9 @@ def add_stages(session: Session, images: list[tuple[int, bool, bool]], producer:
 
 
 def _stage_row(image_id: int, stage: Stage, keep: bool, annotations: str | None) -> dict[str, Any]:
-    if annotations is not None:
+    if stage is Stage.VALIDATE:
+        status, producer = StageStatus.SKIPPED, NATURAL_PRODUCER
+    elif annotations is not None:
         status, producer = StageStatus.SKIPPED, annotations
     elif keep:
         status, producer = StageStatus.PENDING, None

@@ -23,7 +23,7 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from esplora.core.lexicon import canonical_label
+from esplora.core.vocabulary import load_vocabulary
 from esplora.errors import EsploraError
 from esplora.sources.items import Annotation, SourceItem, clean_text, json_safe
 
@@ -150,7 +150,7 @@ def _annotation(
         return SourceItem.failed(key, "degenerate_box", f"bbox {entry.get('bbox')!r}")
     name = categories[entry["category_id"]]
     boxes[entry["image_id"]].append(
-        Annotation(key, canonical_label(name), name, (x, y, x + w, y + h))
+        Annotation(key, category_label(name), name, (x, y, x + w, y + h))
     )
     return None
 
@@ -191,3 +191,10 @@ def _declared_size(image: dict[str, Any]) -> tuple[int, int] | None:
         return int(image["width"]), int(image["height"])
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def category_label(name: str) -> str:
+    """The label a COCO category denotes in the shared vocabulary ("tv" → "television"), so
+    annotation boxes and caption mentions meet on the same labels."""
+    vocabulary = load_vocabulary()
+    return vocabulary.canonical(name) or vocabulary.label_of(name)

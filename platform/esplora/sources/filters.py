@@ -15,23 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esplora.core.grammar import parse
-from esplora.core.lexicon import DEFAULT_LEXICON, Lexicon, canonical_label, words
-
-# COCO's 80 object categories, the default object vocabulary (as canonical labels).
-COCO_CATEGORIES: tuple[str, ...] = (
-    "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
-    "traffic light", "fire hydrant", "stop sign", "parking meter", "bench", "bird", "cat", "dog",
-    "horse", "sheep", "cow", "elephant", "bear", "zebra", "giraffe", "backpack", "umbrella",
-    "handbag", "tie", "suitcase", "frisbee", "skis", "snowboard", "sports ball", "kite",
-    "baseball bat", "baseball glove", "skateboard", "surfboard", "tennis racket", "bottle",
-    "wine glass", "cup", "fork", "knife", "spoon", "bowl", "banana", "apple", "sandwich",
-    "orange", "broccoli", "carrot", "hot dog", "pizza", "donut", "cake", "chair", "couch",
-    "potted plant", "bed", "dining table", "toilet", "tv", "laptop", "mouse", "remote",
-    "keyboard", "cell phone", "microwave", "oven", "toaster", "sink", "refrigerator", "book",
-    "clock", "vase", "scissors", "teddy bear", "hair drier", "toothbrush",
-)  # fmt: skip
-
-COCO_LABELS: frozenset[str] = frozenset(canonical_label(name) for name in COCO_CATEGORIES)
+from esplora.core.lexicon import DEFAULT_LEXICON, Lexicon
+from esplora.core.vocabulary import Vocabulary, load_vocabulary
 
 # Exclusion reasons, stored in ``samples.exclusion_reason``. Values are part of the schema.
 TOO_SMALL = "too_small"
@@ -49,8 +34,8 @@ class FilterParams:
     max_watermark: float = 0.8  # excluded when pwatermark >= this
     max_unsafe: float = 0.5  # excluded when punsafe >= this
     min_objects: int = 2  # different object labels the caption (or annotations) name
-    vocabulary: frozenset[str] = field(default=COCO_LABELS)
-    lexicon: Lexicon = field(default=DEFAULT_LEXICON)
+    # COCO, LVIS and urban-scene nouns with plurals and synonyms (esplora.core.vocabulary).
+    vocabulary: Vocabulary = field(default_factory=load_vocabulary)
 
 
 DEFAULT_FILTER = FilterParams()
@@ -78,7 +63,7 @@ def exclusion_reason(
     if _flagged(meta, "pwatermark", params.max_watermark):
         return WATERMARK
     labels = object_labels(caption, params) | set(annotated_labels)
-    if len(labels) >= params.min_objects or has_spatial_phrase(caption, params.lexicon):
+    if len(labels) >= params.min_objects or has_spatial_phrase(caption, params.vocabulary.lexicon):
         return None
     return FEW_OBJECTS
 
@@ -96,17 +81,5 @@ def has_spatial_phrase(caption: str, lexicon: Lexicon = DEFAULT_LEXICON) -> bool
 
 
 def object_labels(caption: str, params: FilterParams = DEFAULT_FILTER) -> set[str]:
-    """The vocabulary's object labels the caption names (two-word compounds first)."""
-    tokens = words(caption)
-    lexicon, found = params.lexicon, set()
-    i = 0
-    while i < len(tokens):
-        if i + 1 < len(tokens):
-            compound = f"{tokens[i]} {lexicon.lemma(tokens[i + 1])}"
-            if compound in lexicon.synonyms:
-                found.add(lexicon.synonyms[compound])
-                i += 2
-                continue
-        found.add(lexicon.label(tokens[i]))
-        i += 1
-    return found & params.vocabulary
+    """The vocabulary's object labels the caption names (multi-word terms first)."""
+    return {match.label for match in params.vocabulary.find(caption)}

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from esplora.core.vocabulary import load_vocabulary
 from esplora.sources.filters import (
     DEFAULT_FILTER,
     FEW_OBJECTS,
@@ -90,8 +92,9 @@ def test_annotations_count_as_named_objects() -> None:
     assert exclusion_reason("", {}, BIG, annotated_labels={"dog"}) == FEW_OBJECTS
 
 
-def test_a_custom_vocabulary_and_a_disabled_filter() -> None:
-    params = FilterParams(vocabulary=frozenset({"lamp", "table"}))
+def test_a_custom_vocabulary_and_a_disabled_filter(tmp_path: Path) -> None:
+    (tmp_path / "vocabulary.txt").write_text("[lvis]\nlamp\ntable: desk\n")
+    params = FilterParams(vocabulary=load_vocabulary(tmp_path / "vocabulary.txt"))
     assert exclusion_reason("a lamp and a table", {}, BIG, params) is None
     assert exclusion_reason("a dog and a cat", {}, BIG, params) == FEW_OBJECTS
     assert exclusion_reason("", {"punsafe": 1.0}, (1, 1), FilterParams(enabled=False)) is None

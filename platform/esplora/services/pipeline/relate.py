@@ -10,18 +10,17 @@ from itertools import combinations
 from typing import Any
 
 import numpy as np
-from sqlalchemy import bindparam, delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from esplora.core.relations import AXIS_OF, CANONICAL, parse_relation
 from esplora.core.rules import get_pair_filter
 from esplora.core.rules.canonical import CanonicalArrays, canonical_relations_many
-from esplora.db.changes import next_change_seq
 from esplora.db.detections import ObjectDepth
 from esplora.db.enums import Agreement, Stage, StageStatus
 from esplora.db.images import Image, ImageStage, Sample
 from esplora.db.relations import CaptionClaim, GeometricRelation
-from esplora.db.writes import insert_rows
+from esplora.db.writes import insert_rows, update_rows
 from esplora.services.pipeline.context import StageContext
 from esplora.services.pipeline.objects import ObjectRow, objects_for
 
@@ -210,30 +209,14 @@ def link_claims(
         .join(Sample, Sample.id == CaptionClaim.sample_id)
         .where(Sample.image_id.in_(image_ids))
     ).all()
-    updates, tally = [], {}
+    updates: list[dict[str, Any]] = []
+    tally: dict[int, dict[str, int]] = {}
     for claim_id, relation, subject_label, object_label, image_id in claims:
-        update_row = _judge(
-            claim_id, relation, subject_label, object_label, objects[image_id], by_pair
-        )
-        updates.append(update_row)
+        row = _judge(claim_id, relation, subject_label, object_label, objects[image_id], by_pair)
+        updates.append(row)
         counts = tally.setdefault(image_id, {})
-        counts[update_row["verdict"]] = counts.get(update_row["verdict"], 0) + 1
-    if updates:
-        seq = next_change_seq(session)
-        table = CaptionClaim.__table__
-        session.execute(
-            update(table)
-            .where(table.c.id == bindparam("claim_id"))
-            .values(
-                subject_object_id=bindparam("s_id"),
-                object_object_id=bindparam("o_id"),
-                geometric_relation_id=bindparam("rel_id"),
-                agreement=bindparam("verdict"),
-                change_seq=seq,
-                version=table.c.version + 1,
-            ),
-            updates,
-        )
+        counts[row["agreement"]] = counts.get(row["agreement"], 0) + 1
+    update_rows(session, CaptionClaim, updates)
     return tally
 
 
@@ -254,9 +237,9 @@ def _judge(
         row = by_pair.get((frozenset((subject.id, obj.id)), axis))
     verdict = agreement(relation, subject.id if subject else -1, (row[1], row[2]) if row else None)
     return {
-        "claim_id": claim_id,
-        "s_id": subject.id if subject else None,
-        "o_id": obj.id if obj else None,
-        "rel_id": row[0] if row else None,
-        "verdict": verdict.value,
+        "id": claim_id,
+        "subject_object_id": subject.id if subject else None,
+        "object_object_id": obj.id if obj else None,
+        "geometric_relation_id": row[0] if row else None,
+        "agreement": verdict.value,
     }

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from esplora.backends.vocabulary import Vocabulary, VocabularyError, load_vocabulary
 from esplora.core.grammar import parse
+from esplora.core.vocabulary import Vocabulary, VocabularyError, load_vocabulary
 
 
 def _names(text: str) -> list[str]:
