@@ -10,7 +10,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from esplora.db.engine import Store
-from esplora.db.models import SpatialPrompt
+from esplora.db.enums import Stage
+from esplora.db.models import GeometricRelation, Image, ImageStage, SpatialPrompt
 
 
 def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) -> None:
@@ -21,13 +22,20 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
     assert first.returncode == 0, first.stderr
     assert "a photo of a teddy bear left of a dog" in first.stdout  # TORE on a GenEval prompt
     assert (home / "figures" / "relations_2d.png").stat().st_size > 10_000
+    assert "random weights" in first.stdout  # the tiny profile says what its numbers mean
     store = Store.from_url(f"sqlite:///{home / 'esplora.db'}")
     with store.reader() as session:
         stored = session.scalar(select(func.count()).select_from(SpatialPrompt))
-    assert stored and stored > 15
+        images = session.scalar(select(func.count()).select_from(Image))
+        relate = session.scalars(select(ImageStage.status).where(ImageStage.stage == Stage.RELATE))
+        assert sorted(s.value for s in relate) == ["done"] * 6 + ["skipped"]  # the lone cat
+        assert session.scalar(select(func.count()).select_from(GeometricRelation))
+    assert stored and stored > 15 and images == 7
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr
     assert f"0 stored, {stored} already in the store" in second.stdout
+    assert "0 new images, 0 new samples" in second.stdout
     with store.reader() as session:
         assert session.scalar(select(func.count()).select_from(SpatialPrompt)) == stored
+        assert session.scalar(select(func.count()).select_from(Image)) == images
     store.dispose()

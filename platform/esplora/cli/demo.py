@@ -13,7 +13,9 @@ import typer
 from rich.rule import Rule
 from rich.table import Table
 
+from esplora.cli import demo_engine
 from esplora.cli._common import console, settings
+from esplora.cli._sections import section
 from esplora.services.spatial import BoxTuple
 from esplora.settings import Settings
 
@@ -27,14 +29,10 @@ EXAMPLE_PAIRS: tuple[tuple[str, str, BoxTuple, BoxTuple], ...] = (
 TAUS = (1.0, 2.0, 3.0, 5.0)
 
 
-def _section(title: str) -> None:
-    console.print(Rule(f"[bold]{title}"))
-
-
 def step_store(config: Settings) -> Any:
     from esplora.services import database
 
-    _section("1. The store (embedded default: SQLite under ESPLORA_HOME)")
+    section("1. The store (embedded default: SQLite under ESPLORA_HOME)")
     status = database.upgrade(config)
     console.print(f"store {status.url} migrated to revision {status.current}")
     return database.open_store(config)
@@ -43,7 +41,7 @@ def step_store(config: Settings) -> Any:
 def step_prompts(store: Any) -> list[str]:
     from esplora.services.prompts import add_prompts
 
-    _section("2. Benchmark prompts parsed into structured relations and stored")
+    section("5. Benchmark prompts parsed into structured relations and stored")
     text = resources.files("esplora.data").joinpath("benchmark_prompts.txt").read_text()
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     result = add_prompts(store, lines, origin="benchmark", benchmark="demo")
@@ -59,7 +57,7 @@ def step_prompts(store: Any) -> list[str]:
 def step_tore(prompts: list[str]) -> None:
     from esplora.core import tore
 
-    _section("3. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
+    section("6. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
     table = Table(show_lines=False)
     table.add_column("prompt")
     table.add_column("TORE rewrite")
@@ -76,7 +74,7 @@ def step_rules() -> None:
     from esplora.core.relations import parse_relation
     from esplora.services.spatial import score_pair
 
-    _section("4. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
+    section("7. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
     table = Table()
     for column in ("pair", "relation", "esplora soft", "esplora strict", "margin"):
         table.add_column(column)
@@ -105,7 +103,7 @@ def step_rules() -> None:
 def step_tau_sweep() -> None:
     from esplora.services.spatial import tau_sweep
 
-    _section("5. How strict is τ? Share of 100 000 random box pairs holding each relation")
+    section("8. How strict is τ? Share of 100 000 random box pairs holding each relation")
     table = Table()
     table.add_column("relation")
     table.add_column("soft", justify="right")
@@ -121,7 +119,7 @@ def step_tau_sweep() -> None:
 def step_figures(out: Path) -> None:
     from esplora.analytics.figures import write_relation_figures
 
-    _section("6. Figures of the relation rules")
+    section("9. Figures of the relation rules")
     for path in write_relation_figures(out):
         console.print(f"wrote {path}")
 
@@ -132,10 +130,13 @@ def demo(
     ] = None,
 ) -> None:
     """Run the platform's main job end to end on the embedded default, offline."""
-    config = settings()
-    console.print(f"[bold]esplora demo[/]  home: {config.home}")
+    config = demo_engine.demo_settings(settings())
+    console.print(f"[bold]esplora demo[/]  home: {config.home}  profile: {config.profile}")
     store = step_store(config)
     try:
+        demo_engine.step_ingest(store, config)
+        demo_engine.step_pipeline(store, config)
+        demo_engine.step_statistics(store)
         prompts = step_prompts(store)
         step_tore(prompts)
         step_rules()
