@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from esplora.db import migrate
 from esplora.db.engine import Store
 from esplora.settings import Settings, get_settings
-from support.services import PostgresServer, postgres_server
+from support.services import PostgresServer, RedisServer, postgres_server, redis_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -49,6 +49,12 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("tiny-models")
     make_tiny(root)
     return root
+
+
+@pytest.fixture(scope="session")
+def redis() -> Iterator[RedisServer]:
+    with redis_server() as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

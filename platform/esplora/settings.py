@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     tau: float = Field(default=3.0, ge=1)
     depth_gap: float = Field(default=1 / 3, gt=0, lt=1)
     pair_filter: str | None = Field(default=None, description="e.g. 'compass-scop'.")
+    broker_visibility_timeout_s: int = Field(
+        default=7200, ge=1, description="Redis: redeliver an unacknowledged task after this."
+    )
+    stage_lease_s: int = Field(
+        default=1800, ge=1, description="A claimed batch not finished by then may be reclaimed."
+    )
     ingest_min_side: int = Field(default=64, ge=1, description="Caption filter: shorter side.")
     ingest_max_watermark: float = Field(default=0.8, ge=0, le=1)
     ingest_max_unsafe: float = Field(default=0.5, ge=0, le=1)
@@ -77,6 +83,11 @@ class Settings(BaseSettings):
     def resolved_broker_url(self) -> str:
         """The broker URL in use: the explicit one, else Celery's filesystem transport."""
         return self.broker_url or "filesystem://"
+
+    @property
+    def broker_dir(self) -> Path:
+        """Where the filesystem broker keeps its messages (embedded default)."""
+        return self.home / "broker"
 
     @property
     def deployment(self) -> str:

@@ -96,3 +96,58 @@ def postgres_server() -> Iterator[PostgresServer]:
         stop = [*prefix, str(pg_ctl), "-D", str(data), "-m", "immediate", "-w", "stop"]
         subprocess.run(stop, capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    port: int
+    directory: Path
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+
+@contextmanager
+def redis_server() -> Iterator[RedisServer]:
+    """A Redis server on a free loopback port, persisting nothing, in a temporary directory."""
+    binary = find_binary("redis-server")
+    if not binary:
+        unavailable("redis-server is not installed (apt-get install redis-server)")
+    root = Path(tempfile.mkdtemp(prefix="esplora-redis-"))
+    port = free_port()
+    command = [
+        str(binary),
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+        "--dir",
+        str(root),
+        "--daemonize",
+        "no",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port)
+        yield RedisServer(port, root)
+    finally:
+        process.kill()
+        process.wait(timeout=10)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _wait_for_port(port: int, timeout: float = 10.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout} s")

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from esplora.backends.registry import BackendError
-from esplora.cli import db, demo, ingest, models, pipeline, spatial, system
+from esplora.cli import db, demo, ingest, models, pipeline, spatial, system, worker
 from esplora.core.errors import SpatialError
 from esplora.errors import EsploraError
 
@@ -29,6 +29,7 @@ app.add_typer(models.app, name="models")
 system.register(app)
 spatial.register(app)
 demo.register(app)
+worker.register(app)
 ingest.register(app)
 
 

@@ -72,6 +72,7 @@ def run(
     inline: Annotated[
         bool, typer.Option("--inline", help="Run in this process, no broker.")
     ] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="Enqueue and return at once.")] = False,
     stages: Annotated[
         str | None, typer.Option(help="Comma-separated subset, e.g. detect,depth.")
     ] = None,
@@ -80,14 +81,25 @@ def run(
     models_dir: ModelsDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Run the stages over every image that is ready for them."""
+    """Run the stages over every image that is ready for them.
+
+    By default the batches go on the queues and a progress bar follows them in the store
+    (Ctrl-C stops following, the work stays queued); --detach returns at once; --inline runs
+    them in this process with no broker.
+    """
     from esplora.services import database
     from esplora.services.pipeline import StageContext, run_inline
 
-    if not inline:
-        raise EsploraError("queued execution needs the workers; run in this process with --inline")
     config = configured(profile, models_dir, batch_size=batch_size)
     store = database.open_store(config)
+    if not inline:
+        try:
+            _queued(
+                StageContext(store, config), parse_stages(stages), detach=detach, as_json=as_json
+            )
+        finally:
+            store.dispose()
+        return
     try:
         with _progress() as bar:
             tasks: dict[str, Any] = {}
@@ -102,6 +114,52 @@ def run(
         store.dispose()
     data = {"done": report.done, "failed": {k: len(v) for k, v in report.failed.items()}}
     emit(data, as_json, lambda: _print_run(report))
+
+
+def _queued(ctx: Any, stage_list: list[Any], *, detach: bool, as_json: bool) -> None:
+    """ARCHITECTURE.md's execution rule: enqueue, then follow the store with a progress bar."""
+    import time
+
+    from esplora.services import stages as stage_service
+    from esplora.services.workers import live_workers
+    from esplora_workers.app import create_app
+    from esplora_workers.dispatch import enqueue_ready
+
+    app = create_app(ctx.settings)
+    tasks = enqueue_ready(app, ctx, stage_list, ctx.settings.batch_size)
+    workers = live_workers(ctx.store)
+    err_console.print(f"enqueued {tasks} batches on {ctx.settings.resolved_broker_url}")
+    if detach or not tasks:
+        emit({"enqueued": tasks, "followed": False}, as_json, lambda: None)
+        return
+    if not workers:
+        err_console.print(
+            "no live worker is consuming the queues: the work stays queued. Start one with\n"
+            "  esplora worker --queues gpu,cpu"
+        )
+        emit({"enqueued": tasks, "followed": False, "workers": 0}, as_json, lambda: None)
+        return
+    with ctx.store.reader() as session:
+        start = stage_service.finished(session, stage_list)
+    with _progress() as bar:
+        task = bar.add_task("running", total=None)
+        try:
+            while True:
+                with ctx.store.reader() as session:
+                    left = stage_service.outstanding(session, stage_list)
+                    done = stage_service.finished(session, stage_list) - start
+                bar.update(task, completed=done, total=done + left)
+                if left == 0:
+                    break
+                time.sleep(1.0)
+        except KeyboardInterrupt:
+            err_console.print("stopped following; the work stays queued")
+            return
+    emit(
+        {"enqueued": tasks, "followed": True, "finished": done},
+        as_json,
+        lambda: console.print(f"{done} (image, stage) pairs finished"),
+    )
 
 
 def _progress() -> Progress:

@@ -59,15 +59,24 @@ def claim(
     worker: str,
     image_ids: Sequence[int] | None = None,
     lease: timedelta = DEFAULT_LEASE,
+    reclaim: bool = False,
+    dead: Sequence[str] = (),
 ) -> list[int]:
     """Claim up to ``limit`` pending images whose prerequisites are finished; return their ids.
 
-    Run inside a write transaction (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE SKIP LOCKED`` on
-    PostgreSQL), so two workers never claim the same image.
+    With ``reclaim``, also images this worker already holds, claims whose lease expired, and
+    claims of the ``dead`` workers: a task redelivered after its worker died (or retried after a
+    lost connection) takes its batch back. Run inside a write transaction (``BEGIN IMMEDIATE``
+    on SQLite, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never claim the same
+    image.
     """
+    claimable = ImageStage.status == StageStatus.PENDING
+    if reclaim:
+        stale = (ImageStage.claimed_by.in_([worker, *dead])) | (ImageStage.lease_expires_at < now())
+        claimable = claimable | ((ImageStage.status == StageStatus.CLAIMED) & stale)
     query = (
         select(ImageStage.image_id)
-        .where(ImageStage.stage == stage, ImageStage.status == StageStatus.PENDING, _ready(stage))
+        .where(ImageStage.stage == stage, claimable, _ready(stage))
         .order_by(ImageStage.image_id)
         .limit(limit)
     )
@@ -89,6 +98,80 @@ def claim(
             .execution_options(synchronize_session=False)
         )
     return ids
+
+
+def holders(session: Session, stage: Stage, image_ids: Sequence[int]) -> set[str]:
+    """The workers holding claims on any of these images."""
+    names = session.scalars(
+        select(ImageStage.claimed_by).where(
+            ImageStage.stage == stage,
+            ImageStage.image_id.in_(image_ids),
+            ImageStage.status == StageStatus.CLAIMED,
+        )
+    )
+    return {name for name in names if name is not None}
+
+
+def held_elsewhere(
+    session: Session, stage: Stage, image_ids: Sequence[int], worker: str
+) -> datetime | None:
+    """When the last live claim of another worker on these images expires (``None``: none)."""
+    return session.scalar(
+        select(func.max(ImageStage.lease_expires_at)).where(
+            ImageStage.stage == stage,
+            ImageStage.image_id.in_(image_ids),
+            ImageStage.status == StageStatus.CLAIMED,
+            ImageStage.claimed_by != worker,
+            ImageStage.lease_expires_at >= now(),
+        )
+    )
+
+
+def ready_pending(
+    session: Session, stage: Stage, *, after: int = 0, limit: int = 1000
+) -> list[int]:
+    """Ids of pending images whose prerequisites are finished (what a dispatcher enqueues)."""
+    query = (
+        select(ImageStage.image_id)
+        .where(
+            ImageStage.stage == stage,
+            ImageStage.status == StageStatus.PENDING,
+            ImageStage.image_id > after,
+            _ready(stage),
+        )
+        .order_by(ImageStage.image_id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def outstanding(session: Session, stage_list: Sequence[Stage]) -> int:
+    """(image, stage) pairs of ``stage_list`` still to run: claimed, or pending and ready.
+
+    Pending rows whose prerequisites failed are not counted: they wait for a retry.
+    """
+    total = 0
+    for stage in stage_list:
+        claimed = ImageStage.status == StageStatus.CLAIMED
+        ready = (ImageStage.status == StageStatus.PENDING) & _ready(stage)
+        total += (
+            session.scalar(select(func.count()).where(ImageStage.stage == stage, claimed | ready))
+            or 0
+        )
+    return total
+
+
+def finished(session: Session, stage_list: Sequence[Stage]) -> int:
+    """(image, stage) pairs of ``stage_list`` done or failed."""
+    return (
+        session.scalar(
+            select(func.count()).where(
+                ImageStage.stage.in_(stage_list),
+                ImageStage.status.in_([StageStatus.DONE, StageStatus.FAILED]),
+            )
+        )
+        or 0
+    )
 
 
 def still_claimed(

@@ -6,8 +6,11 @@ them in this process, and the Celery tasks call :func:`run_batch` with the same 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import os
+import socket
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from esplora.db.enums import Stage
 from esplora.services import stages
@@ -45,7 +48,75 @@ class RunReport:
 def claim_batch(ctx: StageContext, stage: Stage, limit: int) -> list[int]:
     """Claim the next batch of ready images for ``stage`` in one short write transaction."""
     with ctx.store.unit_of_work() as session:
-        return stages.claim(session, stage, limit=limit, worker=ctx.worker)
+        return stages.claim(session, stage, limit=limit, worker=ctx.worker, lease=ctx.lease)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOutcome:
+    """What a queued batch did; ``retry_in`` (seconds) when another live claim blocked some."""
+
+    done: tuple[int, ...]
+    failed: dict[int, str]
+    retry_in: float | None
+
+
+def run_queued_batch(ctx: StageContext, stage: Stage, image_ids: Sequence[int]) -> TaskOutcome:
+    """Claim these images (taking back this worker's own and expired claims) and run the stage.
+
+    Images another worker still holds are not touched; ``retry_in`` says when that claim
+    expires, so a task redelivered while its dead worker's lease runs can try again then.
+    """
+    with ctx.store.unit_of_work() as session:
+        ids = stages.claim(
+            session,
+            stage,
+            limit=len(image_ids),
+            worker=ctx.worker,
+            image_ids=image_ids,
+            lease=ctx.lease,
+            reclaim=True,
+        )
+        rest = [i for i in image_ids if i not in set(ids)]
+        held_until = stages.held_elsewhere(session, stage, rest, ctx.worker) if rest else None
+    outcome = run_batch(ctx, RUNNERS[stage], ids) if ids else None
+    retry_in = None
+    if held_until is not None:
+        retry_in = max(1.0, (_aware(held_until) - stages.now()).total_seconds() + 1.0)
+    return TaskOutcome(outcome.done if outcome else (), outcome.failed if outcome else {}, retry_in)
+
+
+def holder_is_dead(worker: str) -> bool:
+    """Whether the process named ``host:pid`` is known dead: it ran on this host and is gone.
+
+    Claims of processes on other hosts are only taken back once their lease expires.
+    """
+    host, _, pid = worker.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _aware(moment: datetime) -> datetime:
+    # SQLite returns naive datetimes (stored in UTC); PostgreSQL returns aware ones.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def ready_batches(ctx: StageContext, stage: Stage, batch_size: int) -> Iterator[list[int]]:
+    """The pending, ready images of ``stage`` in batches (what the dispatcher enqueues)."""
+    after = 0
+    while True:
+        with ctx.store.reader() as session:
+            ids = stages.ready_pending(session, stage, after=after, limit=batch_size)
+        if not ids:
+            return
+        yield ids
+        after = ids[-1]
 
 
 def run_inline(
@@ -67,4 +138,14 @@ def run_inline(
     return report
 
 
-__all__ = ["DATA_ENGINE", "RUNNERS", "RunReport", "StageContext", "run_batch", "run_inline"]
+__all__ = [
+    "DATA_ENGINE",
+    "RUNNERS",
+    "RunReport",
+    "StageContext",
+    "TaskOutcome",
+    "ready_batches",
+    "run_batch",
+    "run_inline",
+    "run_queued_batch",
+]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,11 @@ class StageContext:
     @property
     def artefacts_dir(self) -> Path:
         return self.settings.artefacts_dir
+
+    @property
+    def lease(self) -> timedelta:
+        """How long a claim holds before another worker may take it back."""
+        return timedelta(seconds=self.settings.stage_lease_s)
 
     @cached_property
     def backend_options(self) -> Any:

@@ -1,0 +1,47 @@
+"""Thin tasks: JSON ids in, small JSON out; the services do the work.
+
+Each worker process builds its own store and backends once (after fork: a prefork child never
+uses the parent's connection pool) and reuses them for every batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Task, shared_task
+from celery.signals import worker_process_init
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from esplora.db.enums import Stage
+from esplora_workers.runtime import context, reset_context
+
+# A lost database connection (PostgreSQL restarting) is worth retrying; the work is idempotent.
+TRANSIENT = (OperationalError, DBAPIError, ConnectionError)
+
+
+@worker_process_init.connect
+def _after_fork(**_: Any) -> None:
+    reset_context()
+
+
+@shared_task(
+    name="esplora.pipeline.run_stage",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=TRANSIENT,
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=20,
+)
+def run_stage(self: Task, stage: str, image_ids: list[int], then: list[str]) -> dict[str, Any]:
+    """Run ``stage`` on a batch, then enqueue the next stage for the images it finished."""
+    from esplora.services.pipeline import run_queued_batch
+    from esplora_workers.dispatch import enqueue
+
+    outcome = run_queued_batch(context(), Stage(stage), image_ids)
+    if outcome.done and then:
+        enqueue(self.app, Stage(then[0]), list(outcome.done), [Stage(s) for s in then[1:]])
+    if outcome.retry_in is not None:  # another worker's claim still runs: look again later
+        raise self.retry(countdown=outcome.retry_in, max_retries=None)
+    return {"stage": stage, "done": len(outcome.done), "failed": len(outcome.failed)}
