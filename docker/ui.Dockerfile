@@ -1,11 +1,8 @@
-# syntax=docker/dockerfile:1
 # The review UI (Streamlit on port 8501). Build from the repository root:
 # docker build -f docker/ui.Dockerfile .
 # The `ui` extra has no torch: model backends are imported lazily and never by the UI.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -21,11 +18,12 @@ COPY ui ./ui
 COPY training ./training
 RUN pip install --no-cache-dir "/src[${EXTRAS}]"
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
     ESPLORA_HOME=/data \
+    STREAMLIT_SERVER_HEADLESS=true \
     STREAMLIT_BROWSER_GATHER_USAGE_STATS=false
 # A fixed uid shared by every esplora image, so all services can write the shared /data volume.
 RUN groupadd --system --gid 10001 esplora \
@@ -33,7 +31,7 @@ RUN groupadd --system --gid 10001 esplora \
     && mkdir -p /data \
     && chown esplora:esplora /data
 COPY --from=build /opt/venv /opt/venv
-USER esplora:esplora
+USER 10001:10001
 WORKDIR /home/esplora
 EXPOSE 8501
 ENTRYPOINT ["esplora"]

@@ -1,13 +1,10 @@
-# syntax=docker/dockerfile:1
 # The CPU worker (queue `cpu`: ingest, extract, relate, exports) and the one-shot `migrate`
 # service. Build from the repository root: docker build -f docker/worker-cpu.Dockerfile .
 #
 # torch comes from the PyTorch CPU index, installed BEFORE the project, as the Makefile does:
 # left to pip, `esplora[models]` would pull the multi-GB CUDA build from PyPI.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -26,7 +23,7 @@ COPY ui ./ui
 COPY training ./training
 RUN pip install --no-cache-dir "/src[${EXTRAS}]"
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -39,7 +36,7 @@ RUN groupadd --system --gid 10001 esplora \
     && mkdir -p /data /cache/huggingface \
     && chown esplora:esplora /data /cache/huggingface
 COPY --from=build /opt/venv /opt/venv
-USER esplora:esplora
+USER 10001:10001
 WORKDIR /home/esplora
 ENTRYPOINT ["esplora"]
 CMD ["worker", "--queues", "cpu"]

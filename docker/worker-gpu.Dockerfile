@@ -1,4 +1,3 @@
-# syntax=docker/dockerfile:1
 # The GPU worker (queue `gpu`: detect, depth, later generate and train).
 # Build from the repository root: docker build -f docker/worker-gpu.Dockerfile .
 #
@@ -12,9 +11,7 @@
 # (cu126, cu128, cu130…: see pytorch.org/get-started/previous-versions for torch 2.13.0).
 # Add `training` to EXTRAS once the gpu queue runs generate and train.
 
-ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
-
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11.14-slim-bookworm AS build
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -33,7 +30,7 @@ COPY ui ./ui
 COPY training ./training
 RUN pip install --no-cache-dir "/src[${EXTRAS}]"
 
-FROM ${PYTHON_IMAGE}
+FROM python:3.11.14-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -47,7 +44,7 @@ RUN groupadd --system --gid 10001 esplora \
     && mkdir -p /data /cache/huggingface \
     && chown esplora:esplora /data /cache/huggingface
 COPY --from=build /opt/venv /opt/venv
-USER esplora:esplora
+USER 10001:10001
 WORKDIR /home/esplora
 ENTRYPOINT ["esplora"]
 CMD ["worker", "--queues", "gpu", "--concurrency", "1"]

@@ -61,12 +61,14 @@ class TaskOutcome:
 
 
 def run_queued_batch(ctx: StageContext, stage: Stage, image_ids: Sequence[int]) -> TaskOutcome:
-    """Claim these images (taking back this worker's own and expired claims) and run the stage.
+    """Claim these images (taking back this worker's own claims, expired ones, and those of
+    dead processes on this host) and run the stage.
 
     Images another worker still holds are not touched; ``retry_in`` says when that claim
     expires, so a task redelivered while its dead worker's lease runs can try again then.
     """
     with ctx.store.unit_of_work() as session:
+        dead = [h for h in stages.holders(session, stage, image_ids) if holder_is_dead(h)]
         ids = stages.claim(
             session,
             stage,
@@ -75,6 +77,7 @@ def run_queued_batch(ctx: StageContext, stage: Stage, image_ids: Sequence[int]) 
             image_ids=image_ids,
             lease=ctx.lease,
             reclaim=True,
+            dead=dead,
         )
         rest = [i for i in image_ids if i not in set(ids)]
         held_until = stages.held_elsewhere(session, stage, rest, ctx.worker) if rest else None
