@@ -115,3 +115,24 @@ class DepthEstimator(Protocol):
     producer: str
 
     def estimate(self, images: Sequence[Image]) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """One image to generate: the prompt as the model will read it, and the sampling knobs."""
+
+    prompt: str
+    seed: int
+    steps: int = 28
+    guidance: float = 3.5
+    width: int = 512
+    height: int = 512
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Text-to-image: one RGB image per request, deterministic for a seed on a given device."""
+
+    producer: str  # model id + version (+ adapter and scale when one is loaded)
+
+    def generate(self, requests: Sequence[GenerationRequest]) -> list[Image]: ...

@@ -55,6 +55,7 @@ class BackendKind(StrEnum):
     EXTRACTOR = "extractor"
     DETECTOR = "detector"
     DEPTH = "depth"
+    GENERATOR = "generator"
 
 
 class BackendError(Exception):
@@ -98,6 +99,15 @@ class BackendOptions:
     max_objects: int = 16
     model_id: str | None = None  # overrides the real id (a hub id or a local directory)
     batch_size: int = 8  # images per forward pass inside one call
+    # Generators: a LoRA adapter (diffusers format, a directory) and its scale, and the memory
+    # options real GPUs need (Flux.1-dev in bf16 is ~24 GB without offload).
+    adapter: str | None = None
+    adapter_scale: float = 1.0
+    cpu_offload: bool = False
+    vae_tiling: bool = False
+    # Scene world: per-relation probability that the scene generator renders a relation wrong,
+    # as a JSON-safe tuple of (relation, rate) pairs (imitates a real model's directional bias).
+    error_rates: tuple[tuple[str, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -297,6 +307,10 @@ GROUNDING_DINO_ID = "IDEA-Research/grounding-dino-tiny"
 OWLV2_ID = "google/owlv2-base-patch16-ensemble"
 DEPTH_ANYTHING_ID = "depth-anything/Depth-Anything-V2-Small-hf"
 VLM_ID = "allenai/Molmo2-8B"
+FLUX_DEV_ID = "black-forest-labs/FLUX.1-dev"
+FLUX_SCHNELL_ID = "black-forest-labs/FLUX.1-schnell"
+SDXL_ID = "stabilityai/stable-diffusion-xl-base-1.0"
+SCENES = "esplora.scenes.backends"
 
 _BUILTINS: tuple[tuple[BackendKind, str, str, str | None, str], ...] = (
     (BackendKind.EXTRACTOR, "grammar", "extractors:GrammarExtractor", None,
@@ -309,6 +323,17 @@ _BUILTINS: tuple[tuple[BackendKind, str, str, str | None, str], ...] = (
      "OWLv2, open-vocabulary detection"),
     (BackendKind.DEPTH, "depth-anything", "depth:DepthAnythingEstimator", DEPTH_ANYTHING_ID,
      "Depth Anything V2, relative depth"),
+    (BackendKind.GENERATOR, "flux", "generators:FluxGenerator", FLUX_DEV_ID,
+     "FLUX.1 through diffusers (dev by default; schnell with --model-id)"),
+    (BackendKind.GENERATOR, "sdxl", "generators:SdxlGenerator", SDXL_ID,
+     "Stable Diffusion XL through diffusers"),
+    # The scene world: exact ground truth offline (esplora.scenes), no model weights.
+    (BackendKind.DETECTOR, "scenes", f"{SCENES}:SceneDetector", None,
+     "pixel-based detector for rendered scenes"),
+    (BackendKind.DEPTH, "scenes", f"{SCENES}:SceneDepth", None,
+     "depth reader for rendered scenes"),
+    (BackendKind.GENERATOR, "scenes", f"{SCENES}:SceneGenerator", None,
+     "renders a prompt's relations as a scene, with a per-relation error rate"),
 )  # fmt: skip
 
 _builtins_done = False
@@ -317,7 +342,8 @@ _builtins_done = False
 def _lazy(target: str, name: str, real_id: str | None) -> Factory:
     def factory(options: BackendOptions) -> object:
         module, _, attr = target.partition(":")
-        cls = getattr(importlib.import_module(f"esplora.backends.{module}"), attr)
+        path = module if "." in module else f"esplora.backends.{module}"
+        cls = getattr(importlib.import_module(path), attr)
         return functools.partial(cls, name=name, real_id=real_id)(options)
 
     return factory
