@@ -40,13 +40,15 @@ def counter() -> Iterator[type[_Counter]]:
 
 def test_builtins_are_registered_per_kind() -> None:
     assert registry.names("extractor") == ("grammar", "vlm")
-    assert registry.names(BackendKind.DETECTOR) == ("grounding-dino", "owlv2")
-    assert registry.names("depth") == ("depth-anything",)
+    assert registry.names(BackendKind.DETECTOR) == ("grounding-dino", "owlv2", "scenes")
+    assert registry.names("depth") == ("depth-anything", "scenes")
+    assert registry.names("generator") == ("flux", "sdxl", "scenes")
     ids = {s.name: s.real_id for s in registry.specs()}
     assert ids["grounding-dino"] == "IDEA-Research/grounding-dino-tiny"
     assert ids["owlv2"] == "google/owlv2-base-patch16-ensemble"
     assert ids["depth-anything"] == "depth-anything/Depth-Anything-V2-Small-hf"
     assert ids["grammar"] is None
+    assert ids["flux"] == "black-forest-labs/FLUX.1-dev"
 
 
 def test_create_builds_once_per_options(counter: type[_Counter]) -> None:
