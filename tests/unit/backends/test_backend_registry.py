@@ -42,7 +42,7 @@ def test_builtins_are_registered_per_kind() -> None:
     assert registry.names("extractor") == ("grammar", "vlm")
     assert registry.names(BackendKind.DETECTOR) == ("grounding-dino", "owlv2", "scenes")
     assert registry.names("depth") == ("depth-anything", "scenes")
-    assert registry.names("generator") == ("flux", "sdxl", "scenes")
+    assert registry.names("generator") == ("flux", "scenes", "sdxl")
     ids = {s.name: s.real_id for s in registry.specs()}
     assert ids["grounding-dino"] == "IDEA-Research/grounding-dino-tiny"
     assert ids["owlv2"] == "google/owlv2-base-patch16-ensemble"
