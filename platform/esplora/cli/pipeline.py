@@ -46,16 +46,16 @@ def configured(
 
 def parse_stages(text: str | None) -> list[Any]:
     """``"detect,depth"`` → stages in pipeline order; unknown names are a clear error."""
-    from esplora.services.pipeline import DATA_ENGINE
+    from esplora.services.pipeline import ALL_STAGES
 
     if not text:
-        return list(DATA_ENGINE)
-    names = {s.value: s for s in DATA_ENGINE}
+        return list(ALL_STAGES)
+    names = {s.value: s for s in ALL_STAGES}
     wanted = [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise EsploraError(f"unknown stage {unknown[0]!r}; stages are: {', '.join(names)}")
-    return [s for s in DATA_ENGINE if s.value in wanted]
+    return [s for s in ALL_STAGES if s.value in wanted]
 
 
 def parse_duration(text: str) -> timedelta:

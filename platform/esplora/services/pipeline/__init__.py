@@ -20,14 +20,18 @@ from esplora.services.pipeline.detect import DetectRunner
 from esplora.services.pipeline.extract import ExtractRunner
 from esplora.services.pipeline.relate import RelateRunner
 from esplora.services.pipeline.runner import BatchOutcome, StageRunner, Timings, run_batch
+from esplora.services.pipeline.validate import ValidateRunner
 
 RUNNERS: dict[Stage, StageRunner] = {
     Stage.EXTRACT: ExtractRunner(),
     Stage.DETECT: DetectRunner(),
     Stage.DEPTH: DepthRunner(),
     Stage.RELATE: RelateRunner(),
+    Stage.VALIDATE: ValidateRunner(),
 }
 DATA_ENGINE = (Stage.EXTRACT, Stage.DETECT, Stage.DEPTH, Stage.RELATE)
+# Generated images also go through validate; natural ones have it skipped from ingest on.
+ALL_STAGES = (*DATA_ENGINE, Stage.VALIDATE)
 
 Progress = Callable[[Stage, BatchOutcome], None]
 
@@ -124,7 +128,7 @@ def ready_batches(ctx: StageContext, stage: Stage, batch_size: int) -> Iterator[
 
 def run_inline(
     ctx: StageContext,
-    stage_list: Sequence[Stage] = DATA_ENGINE,
+    stage_list: Sequence[Stage] = ALL_STAGES,
     *,
     batch_size: int | None = None,
     progress: Progress | None = None,
@@ -142,6 +146,7 @@ def run_inline(
 
 
 __all__ = [
+    "ALL_STAGES",
     "DATA_ENGINE",
     "RUNNERS",
     "RunReport",

@@ -108,9 +108,9 @@ class RelateRunner:
                 )
             }
             objects = objects_for(session, image_ids)
-            medians = _medians(session, image_ids)
+            depth = medians(session, image_ids)
         return {
-            i: RelateInput(sizes[i], tuple(objects.get(i, ())), medians.get(i, {})) for i in sizes
+            i: RelateInput(sizes[i], tuple(objects.get(i, ())), depth.get(i, {})) for i in sizes
         }
 
     def compute(self, ctx: StageContext, inputs: Mapping[int, Any]) -> dict[int, Any]:
@@ -161,7 +161,7 @@ class RelateRunner:
         return {i: {"relations": len(results[i]), **linked.get(i, {})} for i in ids}
 
 
-def _medians(session: Session, image_ids: Sequence[int]) -> dict[int, dict[int, float]]:
+def medians(session: Session, image_ids: Sequence[int]) -> dict[int, dict[int, float]]:
     """Per image, object id → median disparity from the producer of its depth stage."""
     from esplora.db.detections import DetectedObject
 
