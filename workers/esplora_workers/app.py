@@ -17,6 +17,9 @@ from kombu import Queue
 from esplora.settings import Settings
 from esplora_workers.queues import QUEUES
 
+# How often the filesystem transport looks for new messages (seconds).
+FILESYSTEM_POLL_S = 0.05
+
 
 def broker_options(settings: Settings) -> dict[str, Any]:
     """Transport options for the configured broker."""
@@ -24,14 +27,23 @@ def broker_options(settings: Settings) -> dict[str, Any]:
     if url.startswith("filesystem://"):
         folder = settings.broker_dir / "messages"
         processed = settings.broker_dir / "processed"
-        for path in (folder, processed):
+        control = settings.broker_dir / "control"  # kombu's default is ./control in the cwd
+        for path in (folder, processed, control):
             path.mkdir(parents=True, exist_ok=True)
-        # Producer and consumer share one folder: what one writes the other reads.
+        # Producer and consumer share one folder: what one writes the other reads. The
+        # transport polls the folder; kombu's default of 1 s is paid between every two tasks
+        # (a worker at its prefetch limit sleeps a full interval before it looks again), which
+        # is most of the time of a small batch.
         return {"data_folder_in": str(folder), "data_folder_out": str(folder),
-                "processed_folder": str(processed), "store_processed": False}  # fmt: skip
+                "processed_folder": str(processed), "store_processed": False,
+                "control_folder": str(control),
+                "polling_interval": FILESYSTEM_POLL_S}  # fmt: skip
     if url.startswith(("redis://", "rediss://")):
         timeout = settings.broker_visibility_timeout_s
-        return {"visibility_timeout": timeout, "unacked_restore_interval": min(timeout, 60)}
+        # Redelivery of a dead worker's tasks: kombu scans for expired unacked messages every
+        # interval × throttle seconds (throttle 10 by default): throttle 1 makes it the interval.
+        return {"visibility_timeout": timeout, "unacked_restore_interval": min(timeout, 60),
+                "unacked_restore_throttle": 1}  # fmt: skip
     return {}
 
 
