@@ -76,6 +76,8 @@ class EvaluationRun(ChangeTracked, Base):
     tore: Mapped[str] = mapped_column(String(16), default="off")
     rule: Mapped[str] = mapped_column(String(32))
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Headline figures: ESPLoRA soft/strict accuracy and each peer's score (see evaluation).
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[RunStatus] = mapped_column(str_enum(RunStatus), default=RunStatus.QUEUED)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = created_column()

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, select, true
 from sqlalchemy.orm import Session, aliased
 
 from esplora.core.grammar import SpatialRelation
@@ -66,7 +66,7 @@ def strict_facts(session: Session, producer: str | None = None) -> list[Fact]:
         .join(subject, subject.id == GeometricRelation.subject_id)
         .join(obj, obj.id == GeometricRelation.object_id)
         .join(Image, and_(Image.id == GeometricRelation.image_id, Image.origin == Origin.NATURAL))
-        .where(True if producer is None else GeometricRelation.producer == producer)
+        .where(true() if producer is None else GeometricRelation.producer == producer)
     ).all()
     instances: dict[int, dict[int, str]] = defaultdict(dict)  # image → object id → label
     groups: dict[tuple[int, str, str, str], list[tuple[str, bool, bool]]] = defaultdict(list)
