@@ -1,6 +1,6 @@
 # The review UI (Streamlit on port 8501). Build from the repository root:
 # docker build -f docker/ui.Dockerfile .
-# The `ui` extra has no torch: model backends are imported lazily and never by the UI.
+# The `ui` extra has no torch: the model backends are imported lazily, and the UI needs none.
 
 FROM python:3.11.14-slim-bookworm AS build
 ENV PYTHONDONTWRITEBYTECODE=1 \
