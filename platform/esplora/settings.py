@@ -44,6 +44,14 @@ class Settings(BaseSettings):
     detector: str = Field(default="grounding-dino", description="Detector backend name.")
     depth_model: str = Field(default="depth-anything", description="Depth backend name.")
     extractor: str = Field(default="grammar", description="Object extraction backend name.")
+    generator: str = Field(default="flux", description="Text-to-image backend name.")
+    generator_model_id: str | None = Field(
+        default=None, description="Override the generator's model id (e.g. FLUX.1-schnell)."
+    )
+    scene_error_rates: str = Field(
+        default="",
+        description="Scene generator: per-relation error rates, e.g. 'right_of=0.5,below=0.3'.",
+    )
     box_threshold: float = Field(default=0.35, ge=0, le=1)
     text_threshold: float = Field(default=0.25, ge=0, le=1)
     max_objects: int = Field(default=16, ge=1, description="Top-K detections kept per image.")
@@ -88,6 +96,15 @@ class Settings(BaseSettings):
     def broker_dir(self) -> Path:
         """Where the filesystem broker keeps its messages (embedded default)."""
         return self.home / "broker"
+
+    @property
+    def error_rates(self) -> tuple[tuple[str, float], ...]:
+        """``scene_error_rates`` parsed into (relation, rate) pairs."""
+        pairs = []
+        for item in filter(None, (p.strip() for p in self.scene_error_rates.split(","))):
+            relation, _, rate = item.partition("=")
+            pairs.append((relation.strip(), float(rate)))
+        return tuple(pairs)
 
     @property
     def deployment(self) -> str:

@@ -37,6 +37,10 @@ class PhaseClock:
         finally:
             self._seconds[name] += time.perf_counter() - start
 
+    def add(self, name: str, seconds: float) -> None:
+        """Add ``seconds`` to ``name`` (phases split by timestamps, not by a ``with`` block)."""
+        self._seconds[name] += seconds
+
     def drain(self) -> dict[str, float]:
         """The totals since the last drain, and start again from zero."""
         totals = dict(self._seconds)

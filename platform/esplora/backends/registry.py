@@ -21,7 +21,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from esplora.backends.base import DepthEstimator, Detector, Extractor
+from esplora.backends.base import DepthEstimator, Detector, Extractor, Generator
 
 __all__ = [
     "BackendError",
@@ -37,6 +37,7 @@ __all__ = [
     "create_depth",
     "create_detector",
     "create_extractor",
+    "create_generator",
     "model_source",
     "names",
     "producer",
@@ -230,6 +231,14 @@ def create_depth(name: str, options: BackendOptions) -> DepthEstimator:
     return backend
 
 
+def create_generator(name: str, options: BackendOptions) -> Generator:
+    """:func:`create` for a text-to-image generator, typed."""
+    backend = create(BackendKind.GENERATOR, name, options)
+    if not isinstance(backend, Generator):
+        raise TypeError(f"backend {name!r} is not a Generator")
+    return backend
+
+
 def clear_cache() -> None:
     """Forget every built backend (tests; a worker never needs it)."""
     with _LOCK:
@@ -260,7 +269,7 @@ def model_source(options: BackendOptions, name: str, real_id: str) -> ModelSourc
         return ModelSource(options.model_id, options.model_id, local=False)
     if options.profile == "tiny":
         path = options.models_dir.expanduser() / name
-        if not (path / "config.json").is_file():
+        if not any((path / f).is_file() for f in ("config.json", "model_index.json")):
             raise ModelUnavailable(
                 f"tiny/{name}",
                 f"no tiny {name!r} model in {path}: run `esplora models make-tiny "

@@ -207,13 +207,118 @@ def build_vlm(path: Path) -> str:
     return "LlavaForConditionalGeneration"
 
 
-# Registry name -> builder. The Flux / SDXL generator twins join here as one function each.
+def _clip_text(words: Sequence[str], *, projection: bool = False) -> tuple[Any, Any]:
+    """A tiny CLIP text encoder (hidden 16, 32 positions) and its BPE tokenizer."""
+    from transformers import (
+        CLIPTextConfig,
+        CLIPTextModel,
+        CLIPTextModelWithProjection,
+        CLIPTokenizer,
+    )
+
+    pieces, merges = _bpe(words, prefix="", suffix="</w>")
+    order = ["!", *(p for p in pieces if p != "!"), "<|startoftext|>", "<|endoftext|>"]
+    vocab = {piece: i for i, piece in enumerate(order)}
+    eos = vocab["<|endoftext|>"]
+    tokenizer = CLIPTokenizer(vocab=vocab, merges=merges, pad_token="<|endoftext|>",
+                              model_max_length=32)  # fmt: skip
+    config = CLIPTextConfig(
+        vocab_size=len(vocab), hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+        num_attention_heads=2, max_position_embeddings=32, projection_dim=16,
+        bos_token_id=vocab["<|startoftext|>"], eos_token_id=eos, pad_token_id=eos,
+    )  # fmt: skip
+    model = (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+    return model, tokenizer
+
+
+def _t5_text(words: Sequence[str]) -> tuple[Any, Any]:
+    """A tiny T5 encoder (d_model 32) and a unigram tokenizer with one piece per known word."""
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    chars = sorted({c for w in words for c in w} | set(".,"))
+    pieces = [("<pad>", 0.0), ("</s>", 0.0), ("<unk>", 0.0), ("▁", -2.0)]
+    pieces += [(f"▁{w}", -1.0) for w in words] + [(c, -5.0) for c in chars]
+    tokenizer = T5Tokenizer(vocab=pieces, extra_ids=0, model_max_length=64)
+    config = T5Config(
+        vocab_size=len(tokenizer), d_model=32, d_kv=8, d_ff=64, num_layers=1, num_heads=4,
+        relative_attention_num_buckets=8, relative_attention_max_distance=32,
+    )  # fmt: skip
+    return T5EncoderModel(config), tokenizer
+
+
+def _vae(latent_channels: int, **kwargs: Any) -> Any:
+    """A 4-level ``AutoencoderKL`` (8× down, as the real ones) with 8 channels per level."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 8, 8), layers_per_block=1, latent_channels=latent_channels,
+        norm_num_groups=4, sample_size=64, **kwargs,
+    )  # fmt: skip
+
+
+def build_flux(path: Path) -> str:
+    """FLUX.1 (dev-style, guidance embedded): 1 + 1 blocks of 2 heads × 16, CLIP + T5 text."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+
+    clip, clip_tokenizer = _clip_text(tiny_words())
+    t5, t5_tokenizer = _t5_text(tiny_words())
+    transformer = FluxTransformer2DModel(
+        patch_size=1, in_channels=64, num_layers=1, num_single_layers=1, attention_head_dim=16,
+        num_attention_heads=2, joint_attention_dim=t5.config.d_model,
+        pooled_projection_dim=clip.config.hidden_size, axes_dims_rope=(4, 4, 8),
+        guidance_embeds=True,
+    )  # fmt: skip
+    vae = _vae(16, scaling_factor=0.3611, shift_factor=0.1159, use_quant_conv=False,
+               use_post_quant_conv=False)  # fmt: skip
+    scheduler = FlowMatchEulerDiscreteScheduler(
+        shift=3.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15,
+        base_image_seq_len=256, max_image_seq_len=4096,
+    )  # fmt: skip
+    FluxPipeline(
+        scheduler=scheduler, vae=vae, text_encoder=clip, tokenizer=clip_tokenizer,
+        text_encoder_2=t5, tokenizer_2=t5_tokenizer, transformer=transformer,
+    ).save_pretrained(path)  # fmt: skip
+    return "FluxPipeline"
+
+
+def build_sdxl(path: Path) -> str:
+    """SDXL: a two-block UNet with ``text_time`` conditioning and two tiny CLIP encoders."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    clip, clip_tokenizer = _clip_text(tiny_words())
+    clip_2, clip_tokenizer_2 = _clip_text(tiny_words(), projection=True)
+    time_dim = 8
+    unet = UNet2DConditionModel(
+        sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+        layers_per_block=1, norm_num_groups=4, attention_head_dim=(2, 4),
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"), use_linear_projection=True,
+        cross_attention_dim=clip.config.hidden_size + clip_2.config.hidden_size,
+        addition_embed_type="text_time", addition_time_embed_dim=time_dim,
+        projection_class_embeddings_input_dim=6 * time_dim + clip_2.config.projection_dim,
+    )  # fmt: skip
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
+        timestep_spacing="leading", steps_offset=1,
+    )  # fmt: skip
+    StableDiffusionXLPipeline(
+        vae=_vae(4, scaling_factor=0.13025), text_encoder=clip, text_encoder_2=clip_2,
+        tokenizer=clip_tokenizer, tokenizer_2=clip_tokenizer_2, unet=unet, scheduler=scheduler,
+        add_watermarker=False,
+    ).save_pretrained(path)  # fmt: skip
+    return "StableDiffusionXLPipeline"
+
+
+# Registry name -> builder (the generators' twins are diffusers pipelines: model_index.json).
 TINY_BUILDERS: Mapping[str, Builder] = MappingProxyType(
     {
         "grounding-dino": build_grounding_dino,
         "owlv2": build_owlv2,
         "depth-anything": build_depth_anything,
         "vlm": build_vlm,
+        "flux": build_flux,
+        "sdxl": build_sdxl,
     }
 )
 

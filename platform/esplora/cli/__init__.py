@@ -12,7 +12,20 @@ import typer
 from rich.console import Console
 
 from esplora.backends.registry import BackendError
-from esplora.cli import db, demo, ingest, models, pipeline, spatial, system, worker
+from esplora.cli import (
+    db,
+    demo,
+    evaluate,
+    generate,
+    ingest,
+    models,
+    pipeline,
+    prompts,
+    scenes,
+    spatial,
+    system,
+    worker,
+)
 from esplora.core.errors import SpatialError
 from esplora.errors import EsploraError
 
@@ -25,12 +38,16 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(pipeline.app, name="pipeline")
+app.add_typer(prompts.app, name="prompts")
+app.add_typer(scenes.app, name="scenes")
+app.add_typer(evaluate.app, name="eval")
 app.add_typer(models.app, name="models")
 system.register(app)
 spatial.register(app)
 demo.register(app)
 worker.register(app)
 ingest.register(app)
+generate.register(app)
 
 
 def main() -> None:

@@ -24,22 +24,11 @@ from esplora.db.engine import Store
 from esplora.errors import EsploraError
 from esplora.services.prompts import PromptImport, add_prompts
 
+# The urban-scene objects (also the scene world's sprites, so it can draw every prompt).
 URBAN = (
-    "car",
-    "bus",
-    "truck",
-    "bicycle",
-    "motorcycle",
-    "person",
-    "dog",
-    "tree",
-    "bench",
-    "traffic light",
-    "street lamp",
-    "building",
-    "fire hydrant",
-    "stop sign",
-)
+    "car", "bus", "bicycle", "person", "dog", "cat", "tree", "bench", "traffic light",
+    "street lamp", "building", "fire hydrant", "trash can", "traffic cone",
+)  # fmt: skip
 COCO = (
     "person",
     "bicycle",

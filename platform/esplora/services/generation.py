@@ -160,6 +160,10 @@ def _store_one(
             ImageStage(image_id=image.id, stage=s, status=StageStatus.PENDING, attempts=0)
             for s in Stage
         )
+    else:  # the same picture again (e.g. TORE left the prompt unchanged): validate it anew
+        stage = session.get(ImageStage, (image.id, Stage.VALIDATE))
+        if stage is not None and stage.status is not StageStatus.PENDING:
+            stage.status = StageStatus.PENDING
     generation = Generation(
         prompt_id=job.prompt_id,
         prompt_used=job.used,

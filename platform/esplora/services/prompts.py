@@ -10,6 +10,7 @@ from sqlalchemy import select
 from esplora.core.errors import UnparsablePrompt
 from esplora.core.grammar import parse_spatial
 from esplora.core.prompts import prompt_spec
+from esplora.core.vocabulary import load_vocabulary
 from esplora.db.engine import Store
 from esplora.db.enums import PromptKind
 from esplora.db.synthetic import SpatialPrompt
@@ -29,7 +30,8 @@ def structured_relations(text: str) -> list[dict[str, str]]:
 
     Raises :class:`UnparsablePrompt` when the text holds no unambiguous spatial clause.
     """
-    spec = prompt_spec(parse_spatial(text))
+    lexicon = load_vocabulary().lexicon  # the labels detectors report ("street lamp")
+    spec = prompt_spec(parse_spatial(text, lexicon=lexicon), lexicon=lexicon)
     return [
         {
             "subject": spec.objects[r.subject].label,

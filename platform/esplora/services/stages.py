@@ -128,9 +128,15 @@ def held_elsewhere(
 
 
 def ready_pending(
-    session: Session, stage: Stage, *, after: int = 0, limit: int = 1000
+    session: Session,
+    stage: Stage,
+    *,
+    after: int = 0,
+    limit: int = 1000,
+    image_ids: Sequence[int] | None = None,
 ) -> list[int]:
-    """Ids of pending images whose prerequisites are finished (what a dispatcher enqueues)."""
+    """Ids of pending images whose prerequisites are finished (what a dispatcher enqueues),
+    among ``image_ids`` if given."""
     query = (
         select(ImageStage.image_id)
         .where(
@@ -142,6 +148,8 @@ def ready_pending(
         .order_by(ImageStage.image_id)
         .limit(limit)
     )
+    if image_ids is not None:
+        query = query.where(ImageStage.image_id.in_(image_ids))
     return list(session.scalars(query))
 
 

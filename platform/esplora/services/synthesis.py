@@ -140,12 +140,18 @@ def _complex(
 
 
 def synthesize(
-    store: Store, n: int, *, complex_prompts: bool = False, seed: int = 0
+    store: Store,
+    n: int,
+    *,
+    complex_prompts: bool = False,
+    seed: int = 0,
+    producer: str | None = None,
 ) -> SynthesisReport:
-    """Store up to ``n`` new prompts (simple, or complex with two relations)."""
+    """Store up to ``n`` new prompts (simple, or complex with two relations) from the relations
+    of ``producer`` (one rule configuration; default: all)."""
     rng = random.Random(seed)
     with store.reader() as session:
-        facts = strict_facts(session)
+        facts = strict_facts(session, producer)
     report = SynthesisReport(facts=len(facts))
     by_relation = _both_readings(facts)
     every = [f for fs in by_relation.values() for f in fs]

@@ -55,6 +55,7 @@ class StageContext:
             text_threshold=s.text_threshold,
             max_objects=s.max_objects,
             batch_size=s.batch_size,
+            error_rates=s.error_rates,
         )
 
     def backend(self, kind: str, name: str) -> Any:
@@ -66,7 +67,7 @@ class StageContext:
     def drain_clocks(self) -> dict[str, float]:
         """Seconds per phase since the last call, from this context and its loaded backends."""
         totals = self.clock.drain()
-        for name in ("extractor", "detector", "depth"):
+        for name in ("extractor", "detector", "depth", "generator"):
             backend = self.__dict__.get(name)  # only backends already loaded
             clock = getattr(backend, "clock", None)
             for phase, seconds in (clock.drain() if clock else {}).items():
@@ -84,3 +85,12 @@ class StageContext:
     @cached_property
     def depth(self) -> Any:
         return self.backend("depth", self.settings.depth_model)
+
+    @cached_property
+    def generator(self) -> Any:
+        from dataclasses import replace
+
+        from esplora.backends.registry import create
+
+        options = replace(self.backend_options, model_id=self.settings.generator_model_id)
+        return create("generator", self.settings.generator, options)

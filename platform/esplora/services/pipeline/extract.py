@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from esplora.backends.base import ExtractedObject, ExtractionInput
 from esplora.core.grammar import parse
+from esplora.core.vocabulary import load_vocabulary
 from esplora.db.enums import Agreement, Stage
 from esplora.db.images import Extraction, Image, Sample
 from esplora.db.relations import CaptionClaim
@@ -36,7 +37,8 @@ class ExtractResult:
 def caption_claims(sample_id: int, caption: str) -> list[dict[str, Any]]:
     """One claim row per unambiguous clause and pair of its mentions, in the caption's direction."""
     rows: list[dict[str, Any]] = []
-    for index, clause in enumerate(parse(caption).clauses):
+    # The vocabulary's lexicon, so that "street lamp" is the label the detector reports.
+    for index, clause in enumerate(parse(caption, lexicon=load_vocabulary().lexicon).clauses):
         if clause.ambiguous is not None:
             continue
         pairs = {
