@@ -20,21 +20,27 @@ from esplora.services.pipeline import StageContext, run_inline
 from esplora.services.synthesis import synthesize
 from esplora.settings import Settings
 
-pytestmark = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
 def scene_settings(settings: Settings, store_url: str) -> Settings:
-    return settings.model_copy(update={
-        "database_url": store_url, "detector": "scenes", "depth_model": "scenes",
-        "generator": "scenes", "batch_size": 8,
-    })  # fmt: skip
+    return settings.model_copy(
+        update={
+            "database_url": store_url,
+            "detector": "scenes",
+            "depth_model": "scenes",
+            "generator": "scenes",
+            "batch_size": 8,
+        }
+    )
 
 
 def _scene_generator(rates: tuple[tuple[str, float], ...]) -> object:
     return create("generator", "scenes", BackendOptions(error_rates=rates))
 
 
+@SQLITE
 def test_only_images_rendered_right_are_kept(
     store: Store, scene_settings: Settings, tmp_path: Path
 ) -> None:
@@ -77,6 +83,7 @@ def test_only_images_rendered_right_are_kept(
     assert kept["right_of"] == 0.0 and all(v == 1.0 for k, v in kept.items() if k != "right_of")
 
 
+@SQLITE
 def test_adaptive_tore_raises_accuracy_under_a_directional_bias(
     store: Store, scene_settings: Settings
 ) -> None:
@@ -93,3 +100,44 @@ def test_adaptive_tore_raises_accuracy_under_a_directional_bias(
     assert adaptive["per_relation"]["right_of"] > base["per_relation"]["right_of"]
     for metric in ("t2i_compbench", "geneval_position", "VISOR_uncond", "OA"):
         assert 0.0 <= base[metric] <= 1.0
+
+
+def test_the_loop_from_the_command_line(settings: Settings, tmp_path: Path) -> None:
+    import json
+    import os
+    import subprocess
+    import sys
+
+    esplora = str(Path(sys.executable).parent / "esplora")
+    env = {
+        **os.environ,
+        "ESPLORA_DETECTOR": "scenes",
+        "ESPLORA_DEPTH_MODEL": "scenes",
+        "ESPLORA_SCENE_ERROR_RATES": "below=1.0",
+    }
+
+    def run(*args: str) -> dict:  # type: ignore[type-arg]
+        result = subprocess.run([esplora, *args, "--json"], capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout) if result.stdout.strip() else {}
+
+    subprocess.run([esplora, "db", "upgrade"], check=True, capture_output=True, env=env)
+    run(
+        "scenes",
+        "make-corpus",
+        str(tmp_path / "c"),
+        "--n",
+        "12",
+        "--wrong-rate",
+        "0",
+        "--vague-rate",
+        "0",
+    )
+    run("ingest", str(tmp_path / "c"), "--format", "folder")
+    run("pipeline", "run", "--inline")
+    assert run("prompts", "synthesize", "--n", "12")["added"] >= 6
+    out = run("generate", "--prompts", "origin=synthesized", "--generator", "scenes", "--inline")
+    kept = {r["relation"]: r["retention"] for r in out["retention"]}
+    assert kept["below"] == 0.0 and kept["above"] == 1.0
+    queued = run("generate", "--prompts", "all", "--generator", "scenes", "--detach", "--seed", "9")
+    assert queued["enqueued"] >= 1

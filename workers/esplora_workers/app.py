@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
     )
     app.conf.esplora_settings = settings
+    import esplora_workers.generation_tasks
     import esplora_workers.heartbeat
     import esplora_workers.tasks  # noqa: F401  (registers the tasks on this app)
 

@@ -188,9 +188,40 @@ def generate(
     models_dir: ModelsDirOption = None,
     cpu_offload: OffloadOption = False,
     vae_tiling: TilingOption = False,
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            "--prompts", help="Stored prompts instead: all, or kind=…,benchmark=…,limit=N."
+        ),
+    ] = None,
+    images_per_prompt: Annotated[int, typer.Option(min=1, help="With --prompts.")] = 1,
+    inline: Annotated[
+        bool, typer.Option("--inline", help="With --prompts: in this process.")
+    ] = False,
+    detach: Annotated[bool, typer.Option("--detach", help="With --prompts: enqueue only.")] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate one image from PROMPT and write it to --out."""
+    """Generate one image from PROMPT and write it to --out; or, with --prompts, images for
+    stored prompts, validated against them (queued on the gpu queue by default)."""
+    if prompts is not None:
+        from esplora.cli.generate_batch import run_batch
+
+        run_batch(
+            prompts,
+            generator=generator,
+            images_per_prompt=images_per_prompt,
+            seed=seed,
+            steps=steps,
+            guidance=guidance,
+            size=width,
+            tore=tore,
+            adapter=str(adapter or ""),
+            scale=scale,
+            inline=inline,
+            detach=detach,
+            as_json=as_json,
+        )
+        return
     text, target = _check_out(prompt, out)
     # ESPLORA_GENERATOR once the settings carry a ``generator`` field; flux until then.
     generator = generator or getattr(settings(), "generator", None) or "flux"
@@ -208,13 +239,27 @@ def generate(
     image = backend.generate([request])[0]
     seconds = time.perf_counter() - started
     result = {
-        "generator": generator, "producer": backend.producer, "seed": request.seed,
-        "steps": request.steps, "guidance": request.guidance, "width": image.width,
-        "height": image.height, "prompt": read, "original_prompt": text, "tore": tore,
-        "out": str(target), "seconds": round(seconds, 4),
-    }  # fmt: skip
-    _save(image, target, {k: str(result[k]) for k in ("prompt", "original_prompt", "producer",
-                                                      "seed", "steps", "guidance")})  # fmt: skip
+        "generator": generator,
+        "producer": backend.producer,
+        "seed": request.seed,
+        "steps": request.steps,
+        "guidance": request.guidance,
+        "width": image.width,
+        "height": image.height,
+        "prompt": read,
+        "original_prompt": text,
+        "tore": tore,
+        "out": str(target),
+        "seconds": round(seconds, 4),
+    }
+    _save(
+        image,
+        target,
+        {
+            k: str(result[k])
+            for k in ("prompt", "original_prompt", "producer", "seed", "steps", "guidance")
+        },
+    )
     emit(result, as_json, lambda: _render(result))
 
 

@@ -61,6 +61,8 @@ class Store:
     """The composition root's handle on the database: one engine, read and write sessions."""
 
     def __init__(self, engine: Engine) -> None:
+        import esplora.db.models  # noqa: F401  (every table known before the first flush)
+
         track_changes()
         self.engine = engine
         self._read = sessionmaker(engine, expire_on_commit=False)

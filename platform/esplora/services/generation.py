@@ -223,3 +223,28 @@ def retention(session: Session) -> list[dict[str, Any]]:
 
 
 __all__ = ["GenerationPlan", "generate", "prompt_ids", "retention"]
+
+
+def image_ids_of(store: Store, generation_ids: list[int]) -> list[int]:
+    """The (deduplicated) images of these generations, for the stages that follow."""
+    with store.reader() as session:
+        ids = session.scalars(
+            select(Generation.image_id).where(Generation.id.in_(generation_ids)).distinct()
+        )
+        return sorted(i for i in ids if i is not None)
+
+
+def parse_filter(text: str) -> dict[str, Any]:
+    """``"benchmark=urban,kind=simple,limit=50"`` (or ``all``) → :func:`prompt_ids` arguments."""
+    from esplora.errors import EsploraError
+
+    allowed = {"kind", "benchmark", "origin", "limit"}
+    out: dict[str, Any] = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        if item == "all":
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or key not in allowed:
+            raise EsploraError(f"prompt filter {item!r}: use key=value with keys {sorted(allowed)}")
+        out[key] = int(value) if key == "limit" else value
+    return out
