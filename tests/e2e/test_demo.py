@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from esplora.db.engine import Store
 from esplora.db.enums import Stage
-from esplora.db.models import GeometricRelation, Image, ImageStage, SpatialPrompt
+from esplora.db.models import Generation, GeometricRelation, Image, ImageStage, SpatialPrompt
 
 
 def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) -> None:
@@ -23,19 +23,28 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
     assert "a photo of a teddy bear left of a dog" in first.stdout  # TORE on a GenEval prompt
     assert (home / "figures" / "relations_2d.png").stat().st_size > 10_000
     assert "random weights" in first.stdout  # the tiny profile says what its numbers mean
+    assert "re-validation" in first.stdout and "retention" in first.stdout
+    assert "demo-urban-adaptive" in first.stdout
     store = Store.from_url(f"sqlite:///{home / 'esplora.db'}")
     with store.reader() as session:
-        stored = session.scalar(select(func.count()).select_from(SpatialPrompt))
+        stored = session.scalar(
+            select(func.count()).select_from(SpatialPrompt).where(SpatialPrompt.benchmark == "demo")
+        )
         images = session.scalar(select(func.count()).select_from(Image))
         relate = session.scalars(select(ImageStage.status).where(ImageStage.stage == Stage.RELATE))
-        assert sorted(s.value for s in relate) == ["done"] * 6 + ["skipped"]  # the lone cat
+        statuses = [s.value for s in relate]
+        assert statuses.count("skipped") == 1  # the lone cat photo: excluded by the filter
         assert session.scalar(select(func.count()).select_from(GeometricRelation))
-    assert stored and stored > 15 and images == 7
+    assert stored and stored > 15 and images > 7 + 40
+    with store.reader() as session:
+        all_prompts = session.scalar(select(func.count()).select_from(SpatialPrompt))
+        generations = session.scalar(select(func.count()).select_from(Generation))
     second = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert second.returncode == 0, second.stderr
     assert f"0 stored, {stored} already in the store" in second.stdout
     assert "0 new images, 0 new samples" in second.stdout
     with store.reader() as session:
-        assert session.scalar(select(func.count()).select_from(SpatialPrompt)) == stored
+        assert session.scalar(select(func.count()).select_from(SpatialPrompt)) == all_prompts
         assert session.scalar(select(func.count()).select_from(Image)) == images
+        assert session.scalar(select(func.count()).select_from(Generation)) == generations
     store.dispose()

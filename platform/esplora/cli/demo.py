@@ -13,7 +13,7 @@ import typer
 from rich.rule import Rule
 from rich.table import Table
 
-from esplora.cli import demo_engine
+from esplora.cli import demo_engine, demo_synthetic
 from esplora.cli._common import console, settings
 from esplora.cli._sections import section
 from esplora.services.spatial import BoxTuple
@@ -41,7 +41,7 @@ def step_store(config: Settings) -> Any:
 def step_prompts(store: Any) -> list[str]:
     from esplora.services.prompts import add_prompts
 
-    section("5. Benchmark prompts parsed into structured relations and stored")
+    section("8. Benchmark prompts parsed into structured relations and stored")
     text = resources.files("esplora.data").joinpath("benchmark_prompts.txt").read_text()
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     result = add_prompts(store, lines, origin="benchmark", benchmark="demo")
@@ -57,7 +57,7 @@ def step_prompts(store: Any) -> list[str]:
 def step_tore(prompts: list[str]) -> None:
     from esplora.core import tore
 
-    section("6. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
+    section("9. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
     table = Table(show_lines=False)
     table.add_column("prompt")
     table.add_column("TORE rewrite")
@@ -74,7 +74,7 @@ def step_rules() -> None:
     from esplora.core.relations import parse_relation
     from esplora.services.spatial import score_pair
 
-    section("7. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
+    section("10. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
     table = Table()
     for column in ("pair", "relation", "esplora soft", "esplora strict", "margin"):
         table.add_column(column)
@@ -103,7 +103,7 @@ def step_rules() -> None:
 def step_tau_sweep() -> None:
     from esplora.services.spatial import tau_sweep
 
-    section("8. How strict is τ? Share of 100 000 random box pairs holding each relation")
+    section("11. How strict is τ? Share of 100 000 random box pairs holding each relation")
     table = Table()
     table.add_column("relation")
     table.add_column("soft", justify="right")
@@ -119,7 +119,7 @@ def step_tau_sweep() -> None:
 def step_figures(out: Path) -> None:
     from esplora.analytics.figures import write_relation_figures
 
-    section("9. Figures of the relation rules")
+    section("12. Figures of the relation rules")
     for path in write_relation_figures(out):
         console.print(f"wrote {path}")
 
@@ -137,6 +137,10 @@ def demo(
         demo_engine.step_ingest(store, config)
         demo_engine.step_pipeline(store, config)
         demo_engine.step_statistics(store)
+        scenes = demo_synthetic.scene_settings(config)
+        demo_synthetic.step_scene_corpus(store, scenes)
+        demo_synthetic.step_synthetic(store, scenes)
+        demo_synthetic.step_evaluation(store, scenes)
         prompts = step_prompts(store)
         step_tore(prompts)
         step_rules()
