@@ -67,7 +67,8 @@ def postgres() -> Iterator[PostgresServer]:
 def postgres_url(postgres: PostgresServer) -> Iterator[str]:
     """A fresh, empty database on the session's PostgreSQL server."""
     name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres.url(), isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server (tests/integration/test_faults.py).
+    admin = create_engine(postgres.url(), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     yield postgres.url(name)

@@ -70,6 +70,12 @@ class Settings(BaseSettings):
     ingest_max_pixels: int = Field(default=89_478_485, ge=1, description="Decompression guard.")
     ingest_near_duplicate_distance: int = Field(default=4, ge=0, le=64)
     ingest_workers: int = Field(default=0, ge=0, description="Decode threads; 0 = automatic.")
+    ui_host: str = Field(default="127.0.0.1", description="Where `esplora ui` listens.")
+    ui_port: int = Field(default=8501, ge=1, le=65535)
+    ui_auth_header: str | None = Field(
+        default=None,
+        description="A trusted header set by an authenticating proxy naming the reviewer.",
+    )
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
 
     @field_validator("home")

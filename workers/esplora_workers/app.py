@@ -18,7 +18,7 @@ from esplora.settings import Settings
 from esplora_workers.queues import QUEUES
 
 # How often the filesystem transport looks for new messages (seconds).
-FILESYSTEM_POLL_S = 0.05
+FILESYSTEM_POLL_S = 0.01
 
 
 def broker_options(settings: Settings) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def generate_prompts(
     created = generate(
         ctx.store,
         ctx.settings,
-        ctx.generator,
+        ctx.generator_with(adapter, scale),
         GenerationPlan(**fields),
         adapter=adapter,
         adapter_scale=scale,

@@ -36,12 +36,22 @@ def _after_fork(**_: Any) -> None:
 )
 def run_stage(self: Task, stage: str, image_ids: list[int], then: list[str]) -> dict[str, Any]:
     """Run ``stage`` on a batch, then enqueue the next stage for the images it finished."""
+    from esplora.services import stages
     from esplora.services.pipeline import run_queued_batch
     from esplora_workers.dispatch import enqueue
 
-    outcome = run_queued_batch(context(), Stage(stage), image_ids)
-    if outcome.done and then:
-        enqueue(self.app, Stage(then[0]), list(outcome.done), [Stage(s) for s in then[1:]])
+    ctx = context()
+    outcome = run_queued_batch(ctx, Stage(stage), image_ids)
+    if then:
+        # Every image of the batch now ready for the next stage, not only those this delivery
+        # finished: a worker that died between its commit and this enqueue left its images
+        # done here, and its redelivered task (finding nothing to claim) must carry them on.
+        with ctx.store.reader() as session:
+            ready = stages.ready_pending(
+                session, Stage(then[0]), image_ids=image_ids, limit=len(image_ids)
+            )
+        if ready:
+            enqueue(self.app, Stage(then[0]), ready, [Stage(s) for s in then[1:]])
     if outcome.retry_in is not None:  # another worker's claim still runs: look again later
         raise self.retry(countdown=outcome.retry_in, max_retries=None)
     return {"stage": stage, "done": len(outcome.done), "failed": len(outcome.failed)}

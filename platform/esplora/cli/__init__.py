@@ -13,6 +13,7 @@ from rich.console import Console
 
 from esplora.backends.registry import BackendError
 from esplora.cli import (
+    analytics,
     db,
     demo,
     evaluate,
@@ -21,9 +22,11 @@ from esplora.cli import (
     models,
     pipeline,
     prompts,
+    review,
     scenes,
     spatial,
     system,
+    ui,
     worker,
 )
 from esplora.core.errors import SpatialError
@@ -42,12 +45,15 @@ app.add_typer(prompts.app, name="prompts")
 app.add_typer(scenes.app, name="scenes")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(models.app, name="models")
+app.add_typer(review.app, name="review")
 system.register(app)
+analytics.register(app)
 spatial.register(app)
 demo.register(app)
 worker.register(app)
 ingest.register(app)
 generate.register(app)
+ui.register(app)
 
 
 def main() -> None:

@@ -56,7 +56,7 @@ def evaluate(
         cfg = EvalConfig(
             run_name, benchmark, config.generator, adapter, scale, tore, images_per_prompt, limit
         )
-        run(store, config, cfg, StageContext(store, config).generator)
+        run(store, config, cfg, StageContext(store, config).generator_with(adapter, scale))
         rows = compare(store, [run_name])
     finally:
         store.dispose()

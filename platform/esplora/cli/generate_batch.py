@@ -70,7 +70,8 @@ def _inline(store: Any, config: Any, plan: Any, adapter: str, scale: float, as_j
     from esplora.services.pipeline import StageContext, run_inline
 
     ctx = StageContext(store, config)
-    created = generate(store, config, ctx.generator, plan, adapter=adapter, adapter_scale=scale)
+    generator = ctx.generator_with(adapter, scale)
+    created = generate(store, config, generator, plan, adapter=adapter, adapter_scale=scale)
     run_inline(ctx)
     with store.reader() as session:
         kept = retention(session)

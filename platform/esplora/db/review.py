@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import DateTime, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from esplora.db.base import Base, ChangeTracked, IdType, created_column, id_column, str_enum
@@ -50,3 +50,21 @@ class Override(ChangeTracked, Base):
         IdType, ForeignKey("overrides.id", ondelete="SET NULL")
     )
     created_at: Mapped[datetime] = created_column()
+
+
+class ReviewAssignment(Base):
+    """An item handed to one reviewer by the queue; ``done_at`` is set when they vote.
+
+    The unique key means an item is never given to the same reviewer twice; the number of rows
+    per item is the overlap k the queue fills up to.
+    """
+
+    __tablename__ = "review_assignments"
+    __table_args__ = (UniqueConstraint("target_type", "target_id", "reviewer"),)
+
+    id: Mapped[int] = id_column()
+    target_type: Mapped[ReviewTarget] = mapped_column(str_enum(ReviewTarget))
+    target_id: Mapped[int] = mapped_column(IdType)
+    reviewer: Mapped[str] = mapped_column(String(100), index=True)
+    assigned_at: Mapped[datetime] = created_column()
+    done_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -16,6 +16,7 @@ import random
 from collections.abc import Callable
 from itertools import permutations
 from pathlib import Path
+from typing import Any
 
 from esplora.core.grammar import SpatialRelation
 from esplora.core.prompts import render_complex, render_simple
@@ -154,3 +155,23 @@ def install_file(store: Store, path: Path, protocol: str) -> tuple[str, PromptIm
     name = f"{protocol}:{path.name}"
     lines = path.read_text(encoding="utf-8").splitlines()
     return name, add_prompts(store, lines, origin="benchmark", benchmark=name)
+
+
+def prompt_ids_of(session: Any, name: str) -> list[int]:
+    """The stored prompts of benchmark ``name``, by its texts for the built-in sets (a prompt
+    synthesized or installed by another benchmark with the same text still belongs to it)."""
+    from sqlalchemy import select
+
+    from esplora.db.synthetic import SpatialPrompt
+
+    if name in BENCHMARKS:
+        texts = BENCHMARKS[name]()
+        rows = session.execute(
+            select(SpatialPrompt.id, SpatialPrompt.text).where(SpatialPrompt.text.in_(texts))
+        )
+        order = {text: i for i, text in enumerate(texts)}
+        return [pid for pid, text in sorted(rows, key=lambda r: order[r[1]])]
+    query = (
+        select(SpatialPrompt.id).where(SpatialPrompt.benchmark == name).order_by(SpatialPrompt.id)
+    )
+    return list(session.scalars(query))

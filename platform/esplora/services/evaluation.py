@@ -32,6 +32,7 @@ from esplora.db.images import Image
 from esplora.db.runs import EvaluationResult, EvaluationRun
 from esplora.db.synthetic import Generation, SpatialPrompt, Validation
 from esplora.errors import EsploraError
+from esplora.services.benchmarks import prompt_ids_of
 from esplora.services.generation import GenerationPlan, generate, generation_key
 from esplora.services.pipeline import StageContext, run_inline
 from esplora.services.pipeline.objects import objects_for
@@ -93,14 +94,7 @@ def weak_from_runs(session: Session, generator: str, adapter: str) -> frozenset[
 def evaluate(store: Store, settings: Settings, config: EvalConfig, generator: Any) -> int:
     """Run ``config`` with ``generator`` (a backend); return the stored evaluation run's id."""
     with store.reader() as session:
-        prompt_ids = list(
-            session.scalars(
-                select(SpatialPrompt.id)
-                .where(SpatialPrompt.benchmark == config.benchmark)
-                .order_by(SpatialPrompt.id)
-                .limit(config.limit)
-            )
-        )
+        prompt_ids = prompt_ids_of(session, config.benchmark)[: config.limit]
         weak = (
             weak_from_runs(session, str(generator.producer), config.adapter)
             if config.tore == "adaptive"

@@ -88,9 +88,19 @@ class StageContext:
 
     @cached_property
     def generator(self) -> Any:
+        return self.generator_with()
+
+    def generator_with(self, adapter: str = "", scale: float = 1.0) -> Any:
+        """The configured generator, with a LoRA adapter loaded at ``scale`` when one is given
+        (the registry caches one instance per configuration)."""
         from dataclasses import replace
 
         from esplora.backends.registry import create
 
-        options = replace(self.backend_options, model_id=self.settings.generator_model_id)
+        options = replace(
+            self.backend_options,
+            model_id=self.settings.generator_model_id,
+            adapter=adapter or None,
+            adapter_scale=scale,
+        )
         return create("generator", self.settings.generator, options)
