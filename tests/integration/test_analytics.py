@@ -371,7 +371,7 @@ def test_overview_numbers(seeded: Store, analytics: Analytics) -> None:
     ]
     assert data["failures"] == [{"stage": "detect", "error": "boom", "images": 1}]
     review = data["review"]
-    # ann+bob accept: accepted; one lone reject (fewer than k=2 votes): unreviewed; override: rejected
+    # ann+bob accept: accepted; a lone reject (fewer than k=2 votes): unreviewed; override: rejected
     assert review["relations_by_state"] == {
         "accepted": 1,
         "rejected": 1,

@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,6 +60,9 @@ def worker_env(
         "ESPLORA_MAX_OBJECTS": "4",
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
+        # One intra-op thread: on a small shared machine a multi-threaded forward slows down
+        # tenfold whenever another process takes a core (its threads wait on each other).
+        "OMP_NUM_THREADS": "1",
         **extra,
     }
     if broker_url:
@@ -74,7 +77,6 @@ class Worker:
     name: str
     process: subprocess.Popen[bytes]
     log_path: Path
-    _killed: list[int] = field(default_factory=list)
 
     @property
     def pid(self) -> int:
@@ -98,45 +100,56 @@ class Worker:
         """How many tasks this worker reports as succeeded in its log."""
         return self.log().count("succeeded in")
 
+    def pids(self) -> set[int]:
+        """The main process and its pool children."""
+        return {self.pid, *(c.pid for c in self.children())}
+
+    def freeze(self, pid: int | None = None) -> None:
+        """SIGSTOP the whole worker (or only process ``pid`` of it): it can commit nothing more,
+        so what the store says it holds stays true until :meth:`kill` or :meth:`thaw`."""
+        for target in [pid] if pid else [self.pid, *(c.pid for c in self.children())]:
+            with suppress(ProcessLookupError):
+                os.kill(target, signal.SIGSTOP)
+
+    def thaw(self, pid: int | None = None) -> None:
+        for target in [pid] if pid else [self.pid, *(c.pid for c in self.children())]:
+            with suppress(ProcessLookupError):
+                os.kill(target, signal.SIGCONT)
+
     def kill(self) -> None:
         """SIGKILL the main process and its pool children at once (a crashed machine)."""
         family = [*self.children(), psutil.Process(self.pid)] if self.alive() else []
         for process in family:
-            try:
+            with suppress(psutil.NoSuchProcess):
                 process.send_signal(signal.SIGKILL)
-            except psutil.NoSuchProcess:
-                pass
         self.process.wait(timeout=10)
         psutil.wait_procs(family, timeout=10)
 
-    def kill_child(self) -> int:
-        """SIGKILL one pool child only (the pool's OOM killer case); returns its pid."""
-        child = wait_until(self.children, 10, what=f"a pool child of {self.name}")[0]
+    def kill_child(self, pid: int | None = None) -> int:
+        """SIGKILL one pool child only (``pid``, else the oldest), as the OOM killer would;
+        the worker's main process lives on and replaces it. Returns the child's pid."""
+        kids = wait_until(self.children, 10, what=f"a pool child of {self.name}")
+        child = next((c for c in kids if c.pid == pid), None) if pid else kids[0]
+        if child is None:
+            raise LookupError(f"{pid} is not a pool child of {self.name}")
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=10)
-        self._killed.append(child.pid)
         return int(child.pid)
 
     def stop(self, timeout: float = 20.0) -> None:
         """A warm shutdown (SIGTERM), then SIGKILL of whatever is left."""
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
         self.reap()
 
     def reap(self) -> None:
         """SIGKILL everything left in the worker's process group (teardown)."""
-        try:
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
+        with suppress(subprocess.TimeoutExpired):
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
 
 
 class Workers:
@@ -158,7 +171,8 @@ class Workers:
         wait: bool = True,
         timeout: float = 60.0,
     ) -> Worker:
-        """Start ``esplora worker`` as node ``name``; by default wait for its heartbeat row."""
+        """Start ``esplora worker`` as node ``name`` (``who@where``); by default wait for its
+        heartbeat row."""
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / f"{name}.log"
         command = [ESPLORA, "worker", "--queues", queues, "--concurrency", str(concurrency),
