@@ -36,10 +36,17 @@ CAPTIONS = {
 @pytest.fixture
 def tiny_settings(settings: Settings, tiny_models: Path, store_url: str) -> Settings:
     # Random weights give low scores: thresholds at 0 so boxes (and pairs) exist to store.
-    return settings.model_copy(update={
-        "profile": "tiny", "models_dir": tiny_models, "database_url": store_url,
-        "box_threshold": 0.0, "text_threshold": 0.0, "max_objects": 4, "batch_size": 2,
-    })  # fmt: skip
+    return settings.model_copy(
+        update={
+            "profile": "tiny",
+            "models_dir": tiny_models,
+            "database_url": store_url,
+            "box_threshold": 0.0,
+            "text_threshold": 0.0,
+            "max_objects": 4,
+            "batch_size": 2,
+        }
+    )
 
 
 def _ingest_folder(store: Store, settings: Settings, root: Path) -> None:
@@ -209,3 +216,24 @@ def test_pipeline_cli_runs_inline_and_reports_status(
         and "unknown stage 'paint'" in bad.stderr
         and "Traceback" not in bad.stderr
     )
+
+
+def test_the_compass_pair_filter_keeps_only_pairs_it_accepts(
+    store: Store, tiny_settings: Settings, tmp_path: Path
+) -> None:
+    # CoMPaSS's SCOP filter needs boxes of at least 32×32 px covering 20 % of the image together.
+    small = [("cat", [4.0, 20.0, 20.0, 20.0]), ("dog", [60.0, 22.0, 20.0, 20.0])]
+    large = [("cat", [0.0, 10.0, 60.0, 60.0]), ("dog", [100.0, 12.0, 60.0, 60.0])]
+    images = [CocoImage(1, jpeg(7, (96, 80)), small), CocoImage(2, jpeg(8, (200, 100)), large)]
+    ingest(
+        store,
+        tiny_settings,
+        write_coco(tmp_path / "coco", images, with_captions=False),
+        source_format="coco",
+    )
+    config = tiny_settings.model_copy(update={"pair_filter": "compass-scop"})
+    run_inline(StageContext(store, config), [Stage.EXTRACT, Stage.DEPTH, Stage.RELATE])
+    with store.reader() as session:
+        rows = session.scalars(select(GeometricRelation)).all()
+    assert {r.image_id for r in rows} == {2}
+    assert all(r.producer.endswith("+compass-scop") for r in rows)
