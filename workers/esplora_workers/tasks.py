@@ -43,13 +43,15 @@ def run_stage(self: Task, stage: str, image_ids: list[int], then: list[str]) -> 
     ctx = context()
     outcome = run_queued_batch(ctx, Stage(stage), image_ids)
     if then:
-        # Every image of the batch now ready for the next stage, not only those this delivery
-        # finished: a worker that died between its commit and this enqueue left its images
-        # done here, and its redelivered task (finding nothing to claim) must carry them on.
-        with ctx.store.reader() as session:
-            ready = stages.ready_pending(
-                session, Stage(then[0]), image_ids=image_ids, limit=len(image_ids)
-            )
+        ready = list(outcome.done)
+        if len(ready) < len(image_ids):
+            # Not only the images this delivery finished: a worker that died between its commit
+            # and this enqueue left its images done here, and its redelivered task (finding
+            # nothing to claim) must carry them on. Any image of the batch now ready goes.
+            with ctx.store.reader() as session:
+                ready = stages.ready_pending(
+                    session, Stage(then[0]), image_ids=image_ids, limit=len(image_ids)
+                )
         if ready:
             enqueue(self.app, Stage(then[0]), ready, [Stage(s) for s in then[1:]])
     if outcome.retry_in is not None:  # another worker's claim still runs: look again later
