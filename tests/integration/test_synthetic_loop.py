@@ -100,6 +100,11 @@ def test_adaptive_tore_raises_accuracy_under_a_directional_bias(
     assert adaptive["per_relation"]["right_of"] > base["per_relation"]["right_of"]
     for metric in ("t2i_compbench", "geneval_position", "VISOR_uncond", "OA"):
         assert 0.0 <= base[metric] <= 1.0
+    from esplora.cli.evaluate import markdown_table
+
+    table = markdown_table([base, adaptive]).splitlines()
+    assert table[0] == "| metric | base | adaptive |" and table[1] == "|---|---|---|"
+    assert any(line.startswith("| strict_accuracy | ") for line in table)
 
 
 def test_the_loop_from_the_command_line(settings: Settings, tmp_path: Path) -> None:

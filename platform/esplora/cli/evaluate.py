@@ -77,6 +77,7 @@ def _configured(generator: str | None) -> Any:
 @app.command("compare")
 def compare_runs(
     runs: Annotated[list[str], typer.Argument(help="Evaluation run names.")],
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print a markdown table.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Runs side by side: ESPLoRA accuracy, the peers' scores, strict accuracy per relation."""
@@ -88,6 +89,9 @@ def compare_runs(
         rows = compare(store, runs)
     finally:
         store.dispose()
+    if markdown and not as_json:
+        typer.echo(markdown_table(rows))
+        return
     emit(rows, as_json, lambda: console.print(_table(rows)))
 
 
@@ -112,6 +116,16 @@ def _table(rows: list[dict[str, Any]]) -> Table:
     for relation in relations:
         table.add_row(f"strict {relation}", *(_cell(r["per_relation"].get(relation)) for r in rows))
     return table
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """The same comparison as a GitHub-flavoured markdown table (for papers, PRs, issues)."""
+    table = _table(rows)
+    header = [str(c.header) for c in table.columns]
+    cells = [list(map(str, c._cells)) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(col[i] for col in cells) + " |" for i in range(len(cells[0]))]
+    return "\n".join(lines)
 
 
 def _cell(value: Any) -> str:
