@@ -241,23 +241,13 @@ def fail(session: Session, stage: Stage, image_id: int, error: str) -> None:
 
 def release(session: Session, stage: Stage, image_ids: Sequence[int], worker: str) -> int:
     """Give claims back (pending) without counting an attempt, e.g. on a clean shutdown."""
-    result = session.execute(
-        update(ImageStage)
-        .where(
-            ImageStage.stage == stage,
-            ImageStage.image_id.in_(image_ids),
-            ImageStage.status == StageStatus.CLAIMED,
-            ImageStage.claimed_by == worker,
-        )
-        .values(
-            status=StageStatus.PENDING,
-            claimed_by=None,
-            lease_expires_at=None,
-            change_seq=next_change_seq(session),
-        )
-        .execution_options(synchronize_session=False)
+    return _back_to_pending(
+        session,
+        ImageStage.stage == stage,
+        ImageStage.image_id.in_(image_ids),
+        ImageStage.status == StageStatus.CLAIMED,
+        ImageStage.claimed_by == worker,
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def retry_failed(session: Session, stages: Sequence[Stage] | None = None) -> int:
@@ -265,27 +255,21 @@ def retry_failed(session: Session, stages: Sequence[Stage] | None = None) -> int
     condition = ImageStage.status == StageStatus.FAILED
     if stages:
         condition = and_(condition, ImageStage.stage.in_(stages))
-    result = session.execute(
-        update(ImageStage)
-        .where(condition)
-        .values(
-            status=StageStatus.PENDING,
-            claimed_by=None,
-            lease_expires_at=None,
-            change_seq=next_change_seq(session),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return _back_to_pending(session, condition)
 
 
 def requeue_stale(session: Session, *, older_than: timedelta | None = None) -> int:
     """Claims whose lease expired (or older than ``older_than``) become pending again."""
     cutoff = now() if older_than is None else now() - older_than
     column = ImageStage.lease_expires_at if older_than is None else ImageStage.updated_at
+    return _back_to_pending(session, ImageStage.status == StageStatus.CLAIMED, column < cutoff)
+
+
+def _back_to_pending(session: Session, *conditions: Any) -> int:
+    """Rows matching ``conditions`` become pending and unclaimed; returns how many."""
     result = session.execute(
         update(ImageStage)
-        .where(ImageStage.status == StageStatus.CLAIMED, column < cutoff)
+        .where(*conditions)
         .values(
             status=StageStatus.PENDING,
             claimed_by=None,
