@@ -24,6 +24,7 @@ from esplora.cli import (
     prompts,
     review,
     scenes,
+    snapshot,
     spatial,
     system,
     ui,
@@ -46,6 +47,7 @@ app.add_typer(scenes.app, name="scenes")
 app.add_typer(evaluate.app, name="eval")
 app.add_typer(models.app, name="models")
 app.add_typer(review.app, name="review")
+app.add_typer(snapshot.app, name="snapshot")
 system.register(app)
 analytics.register(app)
 spatial.register(app)

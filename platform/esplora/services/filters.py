@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
 from sqlalchemy.orm import aliased
@@ -178,10 +178,10 @@ def relation_items() -> Select[tuple[GeometricRelation]]:
     return select(GeometricRelation)
 
 
-T = TypeVar("T")
+S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
 
 
-def apply(statement: Select[T], item_filter: ItemFilter, *, k: int = DEFAULT_OVERLAP) -> Select[T]:
+def apply(statement: S, item_filter: ItemFilter, *, k: int = DEFAULT_OVERLAP) -> S:
     """``statement`` (a select with ``relations`` in its FROM) narrowed to the filter's items.
 
     Conditions are correlated ``EXISTS``/subqueries on ``GeometricRelation``, so the caller's
