@@ -71,6 +71,8 @@ def test_a_snapshot_freezes_every_usable_sample_with_its_relations(seeded: Store
     assert summary["members"] == len(rows) == 17  # 8 images × 2 captions + 1 generated prompt
     assert summary["images"] == 8 and summary["splits"] == {"train": 17, "validation": 0}
     assert summary["text_sources"] == {"caption": 16, "prompt": 1}
+    assert summary["skipped"]["generated image not re-validated strictly"] == 1
+    assert summary["skipped"]["benchmark evaluation image"] == 1
     for _, text, relations, state, _ in rows:
         assert text and relations and state == "unreviewed"
         for r in relations:

@@ -1,5 +1,5 @@
-"""A store to snapshot: COCO boxes with captions related by the real pipeline (no depth), a
-generated image whose text is its prompt, and a benchmark prompt equal to one caption."""
+"""A store to snapshot: COCO boxes with captions related by the real pipeline (no depth),
+generated samples whose text is their prompt, and a benchmark prompt equal to one caption."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from esplora.db.engine import Store
 from esplora.db.enums import Origin, PromptKind, SourceKind, Stage, StageStatus
 from esplora.db.images import Image, ImageStage, Sample, Source
-from esplora.db.synthetic import SpatialPrompt
+from esplora.db.runs import EvaluationRun
+from esplora.db.synthetic import Generation, SpatialPrompt, Validation
 from esplora.services.ingest import ingest
 from esplora.services.pipeline import StageContext, run_inline
 from esplora.settings import Settings
@@ -53,17 +55,42 @@ def seed_snapshot_store(
             row.status = StageStatus.SKIPPED
     run_inline(StageContext(store, settings.model_copy(update={"pair_filter": None})))
     with store.unit_of_work() as session:
-        generated = Source(name="generated", kind=SourceKind.GENERATED)
-        session.add(generated)
+        _add_generated(session)
+        session.add(SpatialPrompt(text=BENCHMARK_TEXT, kind=PromptKind.SIMPLE, benchmark="urban"))
+
+
+def _add_generated(session: Session) -> None:
+    """Three generated samples on the first images: one re-validated strictly (trains), one
+    that failed validation and one made for an evaluation (neither trains)."""
+    generated = Source(name="generated", kind=SourceKind.GENERATED)
+    evaluation = EvaluationRun(name="eval", benchmark="urban", generator="g", rule="esplora")
+    session.add_all([generated, evaluation])
+    session.flush()
+    images = session.scalars(select(Image).order_by(Image.sha256).limit(3)).all()
+    assert all(image.origin is Origin.NATURAL for image in images)
+    cases = [("a prompt text for the first image", True, None), ("failed", False, None)]
+    cases.append(("made for an evaluation", True, evaluation.id))
+    for index, (image, (text, strict, evaluation_id)) in enumerate(zip(images, cases, strict=True)):
+        prompt = SpatialPrompt(text=text, kind=PromptKind.SIMPLE)
+        session.add(prompt)
         session.flush()
-        first = session.scalars(select(Image).order_by(Image.sha256)).first()
-        assert first is not None and first.origin is Origin.NATURAL
+        generation = Generation(
+            prompt_id=prompt.id, generator="g", prompt_used=text, seed=index, steps=1,
+            guidance=1.0, width=96, height=80, image_id=image.id, evaluation_id=evaluation_id,
+        )  # fmt: skip
+        session.add(generation)
+        session.flush()
+        session.add(Validation(
+            generation_id=generation.id, rule="esplora", tau=3.0, depth_gap=0.1, producer="v",
+            strict=strict, soft=strict, fraction_strict=float(strict),
+            fraction_soft=float(strict), per_relation=[],
+        ))  # fmt: skip
         session.add(
             Sample(
-                image_id=first.id,
+                image_id=image.id,
                 source_id=generated.id,
-                source_key="generation:1",
-                caption="a prompt text for the first image",
+                source_key=f"generation:{generation.id}",
+                caption=text,
+                meta={"generation_id": generation.id},
             )
         )
-        session.add(SpatialPrompt(text=BENCHMARK_TEXT, kind=PromptKind.SIMPLE, benchmark="urban"))

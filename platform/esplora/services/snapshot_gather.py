@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from esplora.core.snapshots import Member, combined_state, relation
@@ -20,6 +20,7 @@ from esplora.db.detections import DetectedObject
 from esplora.db.enums import SourceKind
 from esplora.db.images import Image, Sample, Source
 from esplora.db.relations import GeometricRelation
+from esplora.db.synthetic import Generation, Validation
 from esplora.services.filters import ItemFilter, apply
 from esplora.services.review_state import EffectiveRelation, effective_relation
 
@@ -55,6 +56,7 @@ def gather(session: Session, item_filter: ItemFilter, text_source: str, k: int) 
     out = Gathered()
     relations = _effective_relations(session, matched, k, out)
     samples = _samples(session, list(matched), item_filter.excluded is True)
+    unusable = _unusable_generations(session, samples)
     shas = _shas(session, list(matched))
     for image_id, rows in samples.items():
         rels = relations.get(image_id, [])
@@ -65,6 +67,8 @@ def gather(session: Session, item_filter: ItemFilter, text_source: str, k: int) 
         for sample_id, text, source in rows:
             if text_source != "both" and source != text_source:
                 out.skip(f"text source is {source}")
+            elif sample_id in unusable:
+                out.skip(unusable[sample_id])
             elif not text.strip():
                 out.skip("empty text")
             else:
@@ -132,6 +136,47 @@ def _boxes(
             select(box.id, box.label, box.x0, box.y0, box.x1, box.y1).where(box.id.in_(part))
         )
         out.update((oid, (label, (x0, y0, x1, y1))) for oid, label, x0, y0, x1, y1 in rows)
+    return out
+
+
+def _unusable_generations(
+    session: Session, samples: dict[int, list[tuple[int, str, str]]]
+) -> dict[int, str]:
+    """Sample id → why a generated sample cannot train: the paper keeps a generated image only
+    when every prompted relation re-validated strictly, and benchmark outputs never train."""
+    prompt_samples = sorted(
+        sid for rows in samples.values() for sid, _, source in rows if source == "prompt"
+    )
+    generation_of: dict[int, int | None] = {}
+    for part in chunks(prompt_samples):
+        for sample_id, meta in session.execute(
+            select(Sample.id, Sample.meta).where(Sample.id.in_(part))
+        ):
+            generation = (meta or {}).get("generation_id")
+            generation_of[sample_id] = int(generation) if generation is not None else None
+    verdicts = _generation_verdicts(session, sorted({g for g in generation_of.values() if g}))
+    out: dict[int, str] = {}
+    for sample_id, generation in generation_of.items():
+        evaluated, kept = verdicts.get(generation or 0, (False, False))
+        if evaluated:
+            out[sample_id] = "benchmark evaluation image"
+        elif not kept:
+            out[sample_id] = "generated image not re-validated strictly"
+    return out
+
+
+def _generation_verdicts(session: Session, ids: list[int]) -> dict[int, tuple[bool, bool]]:
+    """Generation id → (made for an evaluation, has a strict validation)."""
+    out: dict[int, tuple[bool, bool]] = {}
+    strict = func.max(case((Validation.strict.is_(True), 1), else_=0))
+    for part in chunks(ids):
+        rows = session.execute(
+            select(Generation.id, Generation.evaluation_id, strict)
+            .outerjoin(Validation, Validation.generation_id == Generation.id)
+            .where(Generation.id.in_(part))
+            .group_by(Generation.id, Generation.evaluation_id)
+        )
+        out.update((gid, (evaluation is not None, bool(kept))) for gid, evaluation, kept in rows)
     return out
 
 
