@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
+from typing import ClassVar, Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from esplora.core.boxes import (
+    Box,
     BoxArrayLike,
     BoxLike,
     FloatArray,
+    as_box,
     as_box_array,
     as_disparity_array,
 )
@@ -114,3 +116,55 @@ def check_params(owner: str, given: Collection[str], accepted: Collection[str]) 
         raise InvalidParameter(
             f"{owner} has no parameter {', '.join(unknown)}; accepted: {allowed}"
         )
+
+
+class PeerRule:
+    """The shape the parameterless peer rules share: a fixed name and relation set, and the
+    input checks; a subclass sets ``NAME`` and ``SUPPORTED`` and scores checked boxes."""
+
+    __slots__ = ()
+    NAME: ClassVar[str]
+    SUPPORTED: ClassVar[frozenset[Relation]]
+
+    @property
+    def name(self) -> str:
+        """The rule's name (``NAME``)."""
+        return self.NAME
+
+    @property
+    def relations(self) -> frozenset[Relation]:
+        """The relations it scores (``SUPPORTED``)."""
+        return self.SUPPORTED
+
+    def score(
+        self,
+        relation: str | Relation,
+        subject: BoxLike,
+        object: BoxLike,  # noqa: A002
+        *,
+        disparity: DisparityLike | None = None,
+    ) -> float:
+        """The rule's score of "subject <relation> object" (see the subclass)."""
+        rel = resolve_relation(self.NAME, relation, self.SUPPORTED)
+        return self._score(rel, as_box(subject), as_box(object), disparity)
+
+    def score_many(
+        self,
+        relation: str | Relation,
+        subjects: ArrayLike,
+        objects: ArrayLike,
+        *,
+        disparity: ArrayLike | None = None,
+    ) -> FloatArray:
+        """Vectorised :meth:`score`, equal to it bit for bit."""
+        rel = resolve_relation(self.NAME, relation, self.SUPPORTED)
+        a, b = pair_arrays(subjects, objects)
+        return self._score_many(rel, a, b, disparity)
+
+    def _score(self, rel: Relation, a: Box, b: Box, disparity: DisparityLike | None) -> float:
+        raise NotImplementedError
+
+    def _score_many(
+        self, rel: Relation, a: FloatArray, b: FloatArray, disparity: ArrayLike | None
+    ) -> FloatArray:
+        raise NotImplementedError

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from esplora.core.boxes import Box, BoxLike, FloatArray, as_box
+from esplora.core.boxes import Box, FloatArray
 from esplora.core.relations import Relation
-from esplora.core.rules.base import DisparityLike, pair_arrays, resolve_relation
+from esplora.core.rules.base import DisparityLike, PeerRule
 
 NAME = "geneval"
 POSITION_THRESHOLD = 0.1
@@ -81,42 +82,20 @@ def _component_many(relation: Relation, a: FloatArray, b: FloatArray) -> FloatAr
 
 
 @dataclass(frozen=True, slots=True)
-class GenEvalRule:
-    """``geneval``: 1.0 when GenEval's ``relative_position`` contains the relation, else 0.0."""
+class GenEvalRule(PeerRule):
+    """``geneval``: 1.0 when GenEval's ``relative_position`` holds ``relation`` for the subject
+    relative to the object, else 0.0 (``left_of``, ``right_of``, ``above``, ``below``; the
+    disparity is unused)."""
 
-    @property
-    def name(self) -> str:
-        """``geneval``."""
-        return NAME
+    NAME: ClassVar[str] = NAME
+    SUPPORTED: ClassVar[frozenset[Relation]] = SUPPORTED
 
-    @property
-    def relations(self) -> frozenset[Relation]:
-        """``left_of``, ``right_of``, ``above``, ``below``."""
-        return SUPPORTED
+    def _score(self, rel: Relation, a: Box, b: Box, disparity: DisparityLike | None) -> float:
+        return 1.0 if rel in relative_position(a, b) else 0.0
 
-    def score(
-        self,
-        relation: str | Relation,
-        subject: BoxLike,
-        object: BoxLike,  # noqa: A002
-        *,
-        disparity: DisparityLike | None = None,
-    ) -> float:
-        """1.0 when GenEval finds ``relation`` for subject relative to object (disparity unused)."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        return 1.0 if rel in relative_position(as_box(subject), as_box(object)) else 0.0
-
-    def score_many(
-        self,
-        relation: str | Relation,
-        subjects: ArrayLike,
-        objects: ArrayLike,
-        *,
-        disparity: ArrayLike | None = None,
+    def _score_many(
+        self, rel: Relation, a: FloatArray, b: FloatArray, disparity: ArrayLike | None
     ) -> FloatArray:
-        """Vectorised :meth:`score`."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        a, b = pair_arrays(subjects, objects)
         component = _component_many(rel, a, b)
         if rel in (Relation.LEFT_OF, Relation.ABOVE):
             hit = component < -DIRECTION_THRESHOLD

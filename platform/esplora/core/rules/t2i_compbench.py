@@ -8,21 +8,24 @@ distance threshold; disparities are the box *means* of the normalised map.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from esplora.core.boxes import (
     Box,
-    BoxLike,
     FloatArray,
-    as_box,
     as_disparity_pair,
     iou,
     iou_many,
 )
 from esplora.core.relations import DEPTH_RELATIONS, Relation
-from esplora.core.rules.base import DisparityLike, disparity_rows, pair_arrays, resolve_relation
+from esplora.core.rules.base import (
+    DisparityLike,
+    PeerRule,
+    disparity_rows,
+)
 
 NAME = "t2i-compbench"
 IOU_THRESHOLD = 0.1
@@ -110,30 +113,14 @@ def _depth_many(relation: Relation, a: FloatArray, b: FloatArray, d: FloatArray)
 
 
 @dataclass(frozen=True, slots=True)
-class T2ICompBenchRule:
-    """``t2i-compbench``: the peer's graded scores in [0, 1] for all seven relations."""
+class T2ICompBenchRule(PeerRule):
+    """``t2i-compbench``: the peer's graded scores in [0, 1] for all seven relations (``near``
+    included); the depth relations need the two mean disparities."""
 
-    @property
-    def name(self) -> str:
-        """``t2i-compbench``."""
-        return NAME
+    NAME: ClassVar[str] = NAME
+    SUPPORTED: ClassVar[frozenset[Relation]] = SUPPORTED
 
-    @property
-    def relations(self) -> frozenset[Relation]:
-        """All seven relations (``near`` included)."""
-        return SUPPORTED
-
-    def score(
-        self,
-        relation: str | Relation,
-        subject: BoxLike,
-        object: BoxLike,  # noqa: A002
-        *,
-        disparity: DisparityLike | None = None,
-    ) -> float:
-        """The peer's score of "subject <relation> object"; depth needs mean disparities."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        a, b = as_box(subject), as_box(object)
+    def _score(self, rel: Relation, a: Box, b: Box, disparity: DisparityLike | None) -> float:
         if rel in DEPTH_RELATIONS:
             d_a, d_b = as_disparity_pair(disparity)
             return depth_score(rel, a, b, d_a, d_b)
@@ -141,17 +128,9 @@ class T2ICompBenchRule:
             return near_score(a, b)
         return planar_score(rel, a, b)
 
-    def score_many(
-        self,
-        relation: str | Relation,
-        subjects: ArrayLike,
-        objects: ArrayLike,
-        *,
-        disparity: ArrayLike | None = None,
+    def _score_many(
+        self, rel: Relation, a: FloatArray, b: FloatArray, disparity: ArrayLike | None
     ) -> FloatArray:
-        """Vectorised :meth:`score`."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        a, b = pair_arrays(subjects, objects)
         if rel in DEPTH_RELATIONS:
             return _depth_many(rel, a, b, disparity_rows(disparity, a.shape[0]))
         if rel is Relation.NEAR:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 from numpy.typing import ArrayLike
 
-from esplora.core.boxes import Box, BoxLike, FloatArray, as_box
+from esplora.core.boxes import Box, FloatArray
 from esplora.core.relations import Relation
-from esplora.core.rules.base import DisparityLike, pair_arrays, resolve_relation
+from esplora.core.rules.base import DisparityLike, PeerRule
 
 NAME = "visor"
 SUPPORTED: frozenset[Relation] = frozenset(
@@ -38,40 +39,17 @@ def holds_many(relation: Relation, a: FloatArray, b: FloatArray) -> FloatArray:
 
 
 @dataclass(frozen=True, slots=True)
-class VisorRule:
-    """``visor``: 1.0 when the centroids are in the relation's order, else 0.0."""
+class VisorRule(PeerRule):
+    """``visor``: 1.0 when the centroids are in the relation's order, else 0.0 (``left_of``,
+    ``right_of``, ``above``, ``below``; the disparity is unused)."""
 
-    @property
-    def name(self) -> str:
-        """``visor``."""
-        return NAME
+    NAME: ClassVar[str] = NAME
+    SUPPORTED: ClassVar[frozenset[Relation]] = SUPPORTED
 
-    @property
-    def relations(self) -> frozenset[Relation]:
-        """``left_of``, ``right_of``, ``above``, ``below``."""
-        return SUPPORTED
+    def _score(self, rel: Relation, a: Box, b: Box, disparity: DisparityLike | None) -> float:
+        return 1.0 if holds(rel, a, b) else 0.0
 
-    def score(
-        self,
-        relation: str | Relation,
-        subject: BoxLike,
-        object: BoxLike,  # noqa: A002
-        *,
-        disparity: DisparityLike | None = None,
-    ) -> float:
-        """1.0 when the centroid order matches ``relation`` (disparity unused)."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        return 1.0 if holds(rel, as_box(subject), as_box(object)) else 0.0
-
-    def score_many(
-        self,
-        relation: str | Relation,
-        subjects: ArrayLike,
-        objects: ArrayLike,
-        *,
-        disparity: ArrayLike | None = None,
+    def _score_many(
+        self, rel: Relation, a: FloatArray, b: FloatArray, disparity: ArrayLike | None
     ) -> FloatArray:
-        """Vectorised :meth:`score`."""
-        rel = resolve_relation(NAME, relation, SUPPORTED)
-        a, b = pair_arrays(subjects, objects)
         return holds_many(rel, a, b)
