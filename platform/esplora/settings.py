@@ -77,15 +77,24 @@ class Settings(BaseSettings):
         description="A trusted header set by an authenticating proxy naming the reviewer.",
     )
     sqlite_busy_timeout_s: float = Field(default=30.0, gt=0)
+    analytics_mirror_dir: Path | None = Field(
+        default=None,
+        description="The analytics' Parquet mirror; default home/analytics-mirror.",
+    )
+    analytics_mirror_rows: int = Field(
+        default=2_000_000,
+        ge=0,
+        description="Stores with at least this many rows refresh analytics through the mirror.",
+    )
 
     @field_validator("home")
     @classmethod
     def _absolute_home(cls, value: Path) -> Path:
         return value.expanduser().resolve()
 
-    @field_validator("models_dir")
+    @field_validator("models_dir", "analytics_mirror_dir")
     @classmethod
-    def _absolute_models_dir(cls, value: Path | None) -> Path | None:
+    def _absolute_optional_dir(cls, value: Path | None) -> Path | None:
         return value.expanduser().resolve() if value is not None else None
 
     @property
@@ -122,6 +131,11 @@ class Settings(BaseSettings):
     def resolved_models_dir(self) -> Path:
         """Where the tiny models live."""
         return self.models_dir or self.home / "models"
+
+    @property
+    def resolved_analytics_mirror_dir(self) -> Path:
+        """Where the analytics mirror keeps its Parquet partitions."""
+        return self.analytics_mirror_dir or self.home / "analytics-mirror"
 
     @property
     def artefacts_dir(self) -> Path:

@@ -36,6 +36,8 @@ PAGES = {
     "sample": "Sample",
     "review": "Review queue",
     "calibration": "Calibration",
+    "snapshots": "Snapshots",
+    "training": "Training",
 }
 
 
@@ -138,8 +140,32 @@ def test_accept_shortcut_and_adjudication_conflict(server: tuple[str, Store], br
     assert [o.decided_by for o in overrides] == ["dave"]  # the second decision wrote nothing
 
 
-def test_a_screenshot_of_every_page(server: tuple[str, Store], browser: Any) -> None:
-    url, _ = server
+def _seed_training(store: Store, folder: Path) -> None:
+    """A snapshot and a run with loss and accuracy curves and a sample grid, to show."""
+    from PIL import Image
+
+    from esplora.services import runs
+    from esplora.services.filters import ItemFilter
+    from esplora.services.snapshots import SnapshotRequest, create_snapshot
+
+    create_snapshot(store, SnapshotRequest("all", ItemFilter(), validation_fraction=0.3))
+    run = runs.create_run(store, name="demo-run", snapshot="all", config={"max_steps": 40})
+    for step in range(1, 41):
+        runs.record_metrics(store, run.id, step, {"loss": 0.5 + 0.5 / step})
+    for step in (20, 40):
+        values = {"left_of": 0.3, "above": 0.4, "all": 0.35}
+        metrics = {f"accuracy/{k}": v + step / 100 for k, v in values.items()}
+        runs.record_metrics(store, run.id, step, metrics)
+    grid = folder / "grid.png"
+    Image.new("RGB", (384, 220), "#2c7fb8").save(grid)
+    runs.record_artefact(store, run.id, ("validation", "40"), {"grid": str(grid)})
+
+
+def test_a_screenshot_of_every_page(
+    server: tuple[str, Store], browser: Any, tmp_path: Path
+) -> None:
+    url, store = server
+    _seed_training(store, tmp_path)
     ARTIFACTS.mkdir(exist_ok=True)
     page = _open(browser.new_context(viewport={"width": 1400, "height": 1000}), url, "alice")
     for name, title in PAGES.items():  # sidebar links keep the session (and the reviewer)

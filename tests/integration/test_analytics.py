@@ -364,8 +364,15 @@ def test_overview_numbers(seeded: Store, analytics: Analytics) -> None:
         {"relation": "left_of", "confirmed": 2, "contradicted": 1, "unresolved": 1}
     ]
     assert sum(b["count"] for b in data["margin_histogram"]) == len(rows)
+    assert sum(b["strict"] for b in data["margin_histogram"]) == sum(r[4] for r in rows)
+    assert {(b["axis"], b["relation"]) for b in data["margin_histogram"]} == {
+        (r[3], _canonical(r[3])) for r in rows
+    }
+    assert all(b["lo"] < b["hi"] for b in data["margin_histogram"])
     depth_rows = [r for r in rows if r[3] == "depth"]
     assert sum(b["count"] for b in data["depth_gaps"]) == len(depth_rows)
+    assert {b["relation"] for b in data["depth_gaps"]} == {"in_front_of"}
+    assert all(b["hi"] == pytest.approx(b["lo"] + 0.05) for b in data["depth_gaps"])
     assert data["stages"] == [
         {"stage": "detect", "pending": 0, "claimed": 0, "done": 3, "failed": 1, "skipped": 0}
     ]
@@ -530,6 +537,40 @@ def test_incremental_mirror_reads_only_the_delta(
     analytics.refresh()
     assert _answers(restarted) == _answers(analytics)
     restarted.close()
+
+
+@pytest.mark.parametrize(("rows", "path"), [(0, "delta"), (10**9, "full")])
+def test_the_mirror_row_setting_switches_the_refresh_path(
+    seeded: Store,
+    store_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    rows: int,
+    path: str,
+) -> None:
+    from esplora.services import stats
+    from esplora.settings import get_settings
+
+    monkeypatch.setenv("ESPLORA_DATABASE_URL", store_url)
+    monkeypatch.setenv("ESPLORA_ANALYTICS_MIRROR_DIR", str(tmp_path / "elsewhere"))
+    monkeypatch.setenv("ESPLORA_ANALYTICS_MIRROR_ROWS", str(rows))
+    get_settings.cache_clear()
+    stats.clear_cache()
+    try:
+        engine = stats.analytics_for(get_settings())
+        assert engine.threshold == rows and engine.mirror is not None
+        assert (tmp_path / "elsewhere").is_dir()  # the setting's directory, not home's
+        assert not (get_settings().home / "analytics-mirror").exists()
+        with seeded.unit_of_work() as session:
+            first = session.scalars(
+                select(GeometricRelation).order_by(GeometricRelation.id)
+            ).first()
+            assert first is not None
+            first.strict = not first.strict
+        report = engine.refresh()
+        assert getattr(report, path) == ["relations"]
+    finally:
+        stats.clear_cache()
 
 
 # -- calibration --------------------------------------------------------------------------------

@@ -216,3 +216,24 @@ def test_cli_create_list_show_diff(seeded: Store, store_url: str, tmp_path: Path
         result = cli(store_url, *args)
         assert result.returncode == 2 and message in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_a_created_snapshot_exports_and_loads_with_its_relations(
+    seeded: Store, settings: Settings, tmp_path: Path
+) -> None:
+    """The service's frozen JSON is what the exporters read: create, export, load with COCO."""
+    from pycocotools.coco import COCO
+
+    from esplora.services.exports import export_snapshot
+
+    summary = snap(seeded, "to-export", validation_fraction=0.25)
+    report = export_snapshot(seeded, settings, "to-export", "coco", tmp_path / "export")
+    assert report.written == summary["members"] and report.skipped == 0
+    assert report.splits == summary["splits"]
+    data = json.loads((tmp_path / "export" / "annotations" / "instances.json").read_text())
+    coco = COCO(str(tmp_path / "export" / "annotations" / "instances.json"))
+    assert len(coco.getImgIds()) == summary["members"]
+    relations = sum(len(m[2]) for m in members(seeded, "to-export"))
+    assert len(data["relations"]) == relations
+    card = (tmp_path / "export" / "README.md").read_text()
+    assert summary["hash"] in card and "esplora-strict" in card

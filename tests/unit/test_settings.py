@@ -40,3 +40,17 @@ def test_relative_home_is_made_absolute(monkeypatch: pytest.MonkeyPatch, tmp_pat
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ESPLORA_HOME", "data")
     assert Settings().home == tmp_path / "data"
+
+
+def test_analytics_mirror_defaults_under_home_and_can_move(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    settings = Settings()
+    assert settings.resolved_analytics_mirror_dir == settings.home / "analytics-mirror"
+    assert settings.analytics_mirror_rows == 2_000_000
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ESPLORA_ANALYTICS_MIRROR_DIR", "mirror")
+    monkeypatch.setenv("ESPLORA_ANALYTICS_MIRROR_ROWS", "10")
+    moved = Settings()
+    assert moved.resolved_analytics_mirror_dir == tmp_path / "mirror"
+    assert moved.analytics_mirror_rows == 10

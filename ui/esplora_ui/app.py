@@ -30,6 +30,8 @@ def main() -> None:
             st.Page(PAGES / "sample.py", title="Sample", url_path="sample"),
             st.Page(PAGES / "review.py", title="Review queue", url_path="review"),
             st.Page(PAGES / "calibration.py", title="Calibration", url_path="calibration"),
+            st.Page(PAGES / "snapshots.py", title="Snapshots", url_path="snapshots"),
+            st.Page(PAGES / "training.py", title="Training", url_path="training"),
         ]
     )
     navigation.run()

@@ -2,8 +2,8 @@
 
 ``st.cache_resource`` holds one store per database URL (settings are read per run, so a test
 or a new ``ESPLORA_HOME`` gets its own). Pages call the small functions here; these call the
-services (writes: one unit of work each) and the analytics (reads), never SQL of their own
-beyond :mod:`esplora_ui.queries`.
+services (writes: one unit of work each; reads: :mod:`esplora.services.items` and the
+analytics), never SQL of their own.
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from esplora.analytics.engine import Analytics
 from esplora.db.engine import Store
 from esplora.db.enums import ReviewTarget, VoteVerdict
 from esplora.errors import EsploraError
-from esplora.services import review
+from esplora.services import exports, items, review, stats
+from esplora.services import runs as run_service
+from esplora.services import snapshots as snapshot_service
 from esplora.services.database import open_store
 from esplora.services.filters import ItemFilter
-from esplora.services.relation_stats import relation_stats
+from esplora.services.items import ItemView
+from esplora.services.snapshots import SnapshotDiff, SnapshotRequest, SnapshotSummary
 from esplora.settings import Settings, get_settings
 from esplora.sources.images import resolve_uri
-from esplora_ui import queries
-from esplora_ui.queries import ItemView
+from esplora_ui import launch as launcher
 
 PAGE_SIZE = 50
 T = TypeVar("T")
@@ -59,26 +61,17 @@ def artefact(uri: str | None) -> Path | None:
 
 def item(image_id: int, sample_id: int | None = None) -> ItemView | None:
     """One image with its sample, rows, relations and history."""
-    with store().reader() as session:
-        return queries.item_view(session, image_id, sample_id)
+    return items.item(store(), image_id, sample_id)
 
 
 def item_of(target_type: str, target_id: int) -> ItemView | None:
     """The item a review target belongs to."""
-    with store().reader() as session:
-        image_id = queries.image_of(session, target_type, target_id)
-        return queries.item_view(session, image_id) if image_id is not None else None
+    return items.item_of(store(), target_type, target_id)
 
 
 def overview() -> dict[str, Any]:
     """The Overview's numbers: the stats service when present, plus stage and review progress."""
-    from esplora.services.generation import retention
-
-    with store().reader() as session:
-        numbers: dict[str, Any] = relation_stats(session, top=15).to_dict()
-        numbers["stages"] = queries.stage_progress(session)
-        numbers["review"] = queries.review_progress(session)
-        numbers["retention"] = retention(session)
+    numbers = items.progress(store(), top=15)
     try:
         numbers["analytics"] = analytics(lambda engine: engine.overview())
     except EsploraError as error:
@@ -88,8 +81,7 @@ def overview() -> dict[str, Any]:
 
 def confusion() -> list[dict[str, Any]]:
     """Machine strict against reviewers' votes, per relation."""
-    with store().reader() as session:
-        return queries.confusion(session)
+    return items.confusion(store())
 
 
 # --- explore ----------------------------------------------------------------------------------
@@ -115,31 +107,19 @@ def explore(item_filter: ItemFilter, page: int) -> tuple[list[dict[str, Any]], i
 
 def sql(text: str) -> Any:
     """The read-only SQL box: a pyarrow Table, or raises with a message."""
-    try:
-        from esplora.services import stats as stats_service
-    except ImportError as error:
-        raise EsploraError("the SQL box needs esplora.services.stats") from error
-    return stats_service.query(settings(), text)
+    return stats.query(settings(), text)
 
 
 def analytics(call: Callable[[Analytics], T]) -> T:
-    """``call`` on the analytics engine (one per database URL), refreshed first so the last
-    change shows; DuckDB or driver errors come back as ``EsploraError`` with the reason."""
+    """``call`` on the process's analytics engine for this store (see
+    :func:`esplora.services.stats.analytics_for`: mirror settings honoured), refreshed first so
+    the last change shows; DuckDB or driver errors come back as ``EsploraError``."""
     try:
-        engine = _analytics(settings().resolved_database_url)
-        engine.refresh()
-        return call(engine)
+        return call(stats.analytics_for(settings()))
     except EsploraError:
         raise
     except Exception as error:  # shown on the page as a message, not a crash
         raise EsploraError(f"analytics: {error}") from error
-
-
-def _open_analytics(url: str) -> Analytics:
-    return Analytics(url)
-
-
-_analytics: Callable[[str], Analytics] = st.cache_resource(show_spinner=False)(_open_analytics)
 
 
 def calibration(taus: list[float], depth_gaps: list[float]) -> dict[str, list[dict[str, Any]]]:
@@ -219,3 +199,71 @@ def bulk(
     return review.bulk_decide(
         store(), reviewer, item_filter, decision, dry_run=dry_run, expected=expected
     )
+
+
+# --- snapshots, exports, training runs --------------------------------------------------------
+
+
+def snapshots() -> list[SnapshotSummary]:
+    """Every snapshot, newest first."""
+    return snapshot_service.list_snapshots(store())
+
+
+def snapshot(name: str) -> SnapshotSummary:
+    """One snapshot (``EsploraError`` naming the known ones when missing)."""
+    return snapshot_service.show_snapshot(store(), name)
+
+
+def create_snapshot(request: SnapshotRequest) -> SnapshotSummary:
+    """Freeze a snapshot (``EsploraError``: name taken, bad split or cap, contamination under
+    ``strict``)."""
+    return snapshot_service.create_snapshot(store(), request)
+
+
+def diff_snapshots(a: str, b: str) -> SnapshotDiff:
+    """What changed from snapshot ``a`` to ``b``."""
+    return snapshot_service.diff_snapshots(store(), a, b)
+
+
+def export_formats() -> list[str]:
+    """The export formats, by name."""
+    return list(exports.FORMATS)
+
+
+def default_export_dir(snapshot_name: str, fmt: str) -> Path:
+    """Where an export goes unless the user says otherwise."""
+    return settings().artefacts_dir / "exports" / f"{snapshot_name}-{fmt}"
+
+
+def check_export(snapshot_name: str, fmt: str, out: Path) -> Path:
+    """The absolute target of an export, after the checks a job would fail on (format, an empty
+    or new directory, the snapshot exists); ``EsploraError`` saying what is wrong."""
+    exports.format_spec(fmt)
+    target = exports.check_target(out)
+    snapshot(snapshot_name)
+    return target
+
+
+def export_jobs() -> list[exports.ExportJobInfo]:
+    """The latest export jobs, newest first."""
+    return exports.export_jobs(store())
+
+
+def launch(queue: str, args: list[str]) -> launcher.Launch:
+    """Start ``esplora ARGS`` on ``queue`` when a worker is live (else say how)."""
+    return launcher.launch(store(), queue, args)
+
+
+def runs() -> list[dict[str, Any]]:
+    """Every training run, newest first, with status, progress and latest metrics."""
+    return run_service.list_runs(store())
+
+
+def run(name: str) -> dict[str, Any]:
+    """One run: config, metric series, checkpoints, validation grids and evaluations."""
+    return run_service.show_run(store(), name)
+
+
+def check_run_name(name: str) -> str:
+    """``name`` if it can name a run; ``EsploraError`` otherwise."""
+    return run_service.check_name(name)

@@ -6,11 +6,14 @@ from typing import Any
 
 import streamlit as st
 
+from esplora.services.items import ItemView, RelationRow
 from esplora_ui import components, data
-from esplora_ui.queries import ItemView, RelationRow
 
 RELATIONS = ["left_of", "right_of", "above", "below", "in_front_of", "behind"]
 STATES = ["unreviewed", "accepted", "rejected", "changed", "disputed"]
+# The Explore page's current filter as canonical JSON, kept outside its widgets' state (which
+# Streamlit drops on other pages) so the Snapshots page can freeze exactly what Explore shows.
+EXPLORE_FILTER = "explore_filter_json"
 
 
 def show_item(view: ItemView, *, focus: int | None = None, key: str = "item") -> None:

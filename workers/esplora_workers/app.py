@@ -70,8 +70,10 @@ def create_app(settings: Settings) -> Celery:
         # kombu's filesystem transport, with atomic writes and takes (see transport.py).
         app.conf.broker_transport = FILESYSTEM_TRANSPORT
     app.conf.esplora_settings = settings
+    import esplora_workers.export_tasks
     import esplora_workers.generation_tasks
     import esplora_workers.heartbeat
-    import esplora_workers.tasks  # noqa: F401  (registers the tasks on this app)
+    import esplora_workers.tasks
+    import esplora_workers.training_tasks  # noqa: F401  (registers the tasks on this app)
 
     return app

@@ -17,3 +17,5 @@ STAGE_QUEUE: dict[Stage, str] = {
 }
 
 STAGE_TASK = "esplora.pipeline.run_stage"
+TRAIN_TASK = "esplora.train.run"  # gpu queue: one run, checkpoints enqueue validations
+VALIDATE_TASK = "esplora.train.validate"  # gpu queue: one checkpoint's spatial accuracy

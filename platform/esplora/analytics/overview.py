@@ -71,7 +71,8 @@ def claims(cursor: Any) -> list[dict[str, Any]]:
 
 
 def margin_histogram(cursor: Any, bins: int = HISTOGRAM_BINS) -> list[dict[str, Any]]:
-    """Per axis, ``bins`` equal-width bins ``[lo, hi)`` between the smallest and largest margin."""
+    """Per axis and relation, ``bins`` equal-width bins ``[lo, hi)`` between the smallest and
+    largest margin (the same edges for every relation, so their histograms line up)."""
     edges = cursor.execute("SELECT min(margin), max(margin) FROM store.relations").fetchall()[0]
     if edges[0] is None:
         return []
@@ -80,9 +81,9 @@ def margin_histogram(cursor: Any, bins: int = HISTOGRAM_BINS) -> list[dict[str, 
     rows = records(
         cursor,
         """
-        SELECT axis, least(CAST(floor((margin - ?) / ?) AS INTEGER), ? - 1) AS bin,
-               count(*) AS count
-        FROM store.relations GROUP BY ALL ORDER BY axis, bin
+        SELECT axis, relation, least(CAST(floor((margin - ?) / ?) AS INTEGER), ? - 1) AS bin,
+               count(*) AS count, count(*) FILTER (strict) AS strict
+        FROM store.relations GROUP BY ALL ORDER BY axis, relation, bin
         """,
         [lo, width, bins],
     )
@@ -90,19 +91,21 @@ def margin_histogram(cursor: Any, bins: int = HISTOGRAM_BINS) -> list[dict[str, 
 
 
 def depth_gaps(cursor: Any, width: float = DEPTH_GAP_BIN) -> list[dict[str, Any]]:
-    """Observed |subject − object| disparity gaps of depth-axis rows, in bins of ``width``."""
-    return records(
+    """Observed |subject − object| disparity gaps of depth-axis rows, per relation, in bins
+    ``[lo, hi)`` of ``width``."""
+    rows = records(
         cursor,
         """
         WITH d AS (SELECT object_id, depth_median AS m FROM store.depth_medians)
-        SELECT CAST(floor(abs(ds.m - dobj.m) / ?) AS INTEGER) * ? AS lo,
+        SELECT r.relation, CAST(floor(abs(ds.m - dobj.m) / ?) AS INTEGER) * ? AS lo,
                count(*) AS count, count(*) FILTER (r.strict) AS strict
         FROM store.relations r JOIN d ds ON ds.object_id = r.subject_id
         JOIN d dobj ON dobj.object_id = r.object_id
-        WHERE r.axis = 'depth' GROUP BY ALL ORDER BY lo
+        WHERE r.axis = 'depth' GROUP BY ALL ORDER BY r.relation, lo
         """,
         [width, width],
     )
+    return [{**r, "hi": r["lo"] + width} for r in rows]
 
 
 def stages(cursor: Any) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ from esplora.cli import (
     snapshot,
     spatial,
     system,
+    train,
     ui,
     worker,
 )
@@ -56,6 +57,7 @@ worker.register(app)
 ingest.register(app)
 generate.register(app)
 ui.register(app)
+train.register(app)
 
 
 def main() -> None:

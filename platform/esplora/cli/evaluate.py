@@ -24,7 +24,9 @@ def evaluate(
     ] = None,
     protocol: Annotated[str | None, typer.Option(help="The prompt file's protocol.")] = None,
     generator: Annotated[str | None, typer.Option(help="flux, sdxl or scenes.")] = None,
-    adapter: Annotated[str, typer.Option(help="A LoRA adapter directory.")] = "",
+    adapter: Annotated[
+        str, typer.Option(help="A LoRA adapter: a training run (RUN, RUN@STEP) or a directory.")
+    ] = "",
     scale: Annotated[float, typer.Option(help="Adapter scale.")] = 1.0,
     tore: Annotated[str, typer.Option(help="off, static or adaptive.")] = "off",
     images_per_prompt: Annotated[int, typer.Option(min=1)] = 4,
@@ -44,6 +46,7 @@ def evaluate(
     if tore not in ("off", "static", "adaptive"):
         raise EsploraError(f"--tore must be off, static or adaptive, got {tore!r}")
     config = _configured(generator)
+    adapter_path, training_run = _adapter(adapter)
     store = database.open_store(config)
     try:
         if prompts_file is not None:
@@ -52,15 +55,27 @@ def evaluate(
             raise EsploraError("name --benchmark or --prompts FILE --protocol P")
         elif benchmark in benchmarks.BENCHMARKS:
             benchmarks.install(store, benchmark)  # idempotent: stores the set on first use
-        run_name = name or f"{benchmark}-{config.generator}-{tore}-{adapter or 'base'}"
+        label = Path(adapter).name if adapter else "base"
+        run_name = name or f"{benchmark}-{config.generator}-{tore}-{label}"
         cfg = EvalConfig(
-            run_name, benchmark, config.generator, adapter, scale, tore, images_per_prompt, limit
-        )
-        run(store, config, cfg, StageContext(store, config).generator_with(adapter, scale))
+            run_name, benchmark, config.generator, adapter_path, scale, tore, images_per_prompt,
+            limit, training_run_id=training_run,
+        )  # fmt: skip
+        generator_backend = StageContext(store, config).generator_with(adapter_path, scale)
+        run(store, config, cfg, generator_backend)
         rows = compare(store, [run_name])
     finally:
         store.dispose()
     emit(rows[0], as_json, lambda: console.print(_table(rows)))
+
+
+def _adapter(text: str) -> tuple[str, int | None]:
+    """``--adapter``: a training run resolves to its adapter (and links the evaluation to it)."""
+    if not text:
+        return "", None
+    from esplora.cli.train import resolve_adapter_option
+
+    return resolve_adapter_option(text)
 
 
 def _configured(generator: str | None) -> Any:
@@ -110,6 +125,10 @@ def _table(rows: list[dict[str, Any]]) -> Table:
         "OA",
         "images",
     ]
+    # Which configuration each column is: base, adapter, adapter + TORE.
+    table.add_row("training run", *(r.get("training_run") or "–" for r in rows))
+    table.add_row("adapter", *(Path(r["adapter"]).name if r["adapter"] else "base" for r in rows))
+    table.add_row("TORE", *(r["tore"] for r in rows))
     for metric in metrics:
         table.add_row(metric, *(_cell(r.get(metric)) for r in rows))
     relations = sorted({k for r in rows for k in r["per_relation"]})

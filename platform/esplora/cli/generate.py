@@ -38,7 +38,11 @@ ModelIdOption = Annotated[
     str | None, typer.Option("--model-id", help="Hub id or local pipeline directory.")
 ]
 AdapterOption = Annotated[
-    Path | None, typer.Option(help="LoRA adapter directory (diffusers format).")
+    str | None,
+    typer.Option(
+        help="LoRA adapter: a training run (RUN, or RUN@STEP for a checkpoint) or a directory "
+        "or .safetensors file (diffusers format)."
+    ),
 ]
 ScaleOption = Annotated[float, typer.Option(help="LoRA adapter scale.")]
 SeedOption = Annotated[int, typer.Option(help="Random seed.")]
@@ -140,6 +144,15 @@ def _save(image: Image, out: Path, text: dict[str, str]) -> None:
         image.save(out, format=image_format)
 
 
+def _adapter(text: str | None) -> Path | None:
+    """``--adapter``: a run name resolves to its adapter through the store, a path is itself."""
+    if not text:
+        return None
+    from esplora.cli.train import resolve_adapter_option
+
+    return Path(resolve_adapter_option(text)[0])
+
+
 def _apply_tore(prompt: str, tore: bool) -> str:
     if not tore:
         return prompt
@@ -203,6 +216,7 @@ def generate(
 ) -> None:
     """Generate one image from PROMPT and write it to --out; or, with --prompts, images for
     stored prompts, validated against them (queued on the gpu queue by default)."""
+    adapter_path = _adapter(adapter)
     if prompts is not None:
         from esplora.cli.generate_batch import run_batch
 
@@ -215,7 +229,7 @@ def generate(
             guidance=guidance,
             size=width,
             tore=tore,
-            adapter=str(adapter or ""),
+            adapter=str(adapter_path or ""),
             scale=scale,
             inline=inline,
             detach=detach,
@@ -230,7 +244,7 @@ def generate(
         generator, read, seed=seed, steps=steps, guidance=guidance, width=width, height=height
     )
     choice = ModelChoice(
-        generator, model_id, adapter, scale, profile, models_dir, cpu_offload, vae_tiling
+        generator, model_id, adapter_path, scale, profile, models_dir, cpu_offload, vae_tiling
     )
     if not as_json:
         err_console.print(f"loading generator {generator!r}…", highlight=False)
@@ -249,17 +263,12 @@ def generate(
         "prompt": read,
         "original_prompt": text,
         "tore": tore,
+        "adapter": str(adapter_path or ""),
         "out": str(target),
         "seconds": round(seconds, 4),
     }
-    _save(
-        image,
-        target,
-        {
-            k: str(result[k])
-            for k in ("prompt", "original_prompt", "producer", "seed", "steps", "guidance")
-        },
-    )
+    keys = ("prompt", "original_prompt", "producer", "seed", "steps", "guidance", "adapter")
+    _save(image, target, {k: str(result[k]) for k in keys})
     emit(result, as_json, lambda: _render(result))
 
 

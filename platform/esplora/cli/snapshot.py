@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
+from esplora.cli import snapshot_export
 from esplora.cli._common import JsonOption, console, emit, err_console, settings
 from esplora.errors import EsploraError
 
@@ -171,3 +172,6 @@ def _print_summary(summary: dict[str, Any]) -> None:
         console.print("top label pairs: " + ", ".join(f"{p} {n}" for p, n in pairs))
     for reason, count in (summary["skipped"] or {}).items():
         console.print(f"skipped {count}: {reason}", highlight=False)
+
+
+snapshot_export.register(app)  # export and export-jobs live in their own module

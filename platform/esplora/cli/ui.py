@@ -39,7 +39,7 @@ def ui(
     ] = None,
     port: Annotated[int, typer.Option(min=1, max=65535, help="Port.")] = 8501,
 ) -> None:
-    """Start the review UI: Overview, Explore, Sample, Review queue, Calibration."""
+    """Start the UI: Overview, Explore, Sample, Review queue, Calibration, Snapshots, Training."""
     from esplora.services.database import open_store
 
     config = settings()

@@ -2,6 +2,7 @@
 
 from esplora.db.base import Base, metadata
 from esplora.db.detections import DetectedObject, ObjectDepth
+from esplora.db.exports import ExportJob
 from esplora.db.images import (
     ChangeCounter,
     Extraction,
@@ -26,6 +27,7 @@ __all__ = [
     "DetectedObject",
     "EvaluationResult",
     "EvaluationRun",
+    "ExportJob",
     "Extraction",
     "Generation",
     "GeometricRelation",

@@ -29,7 +29,7 @@ from esplora.db.detections import ObjectDepth
 from esplora.db.engine import Store
 from esplora.db.enums import RunStatus
 from esplora.db.images import Image
-from esplora.db.runs import EvaluationResult, EvaluationRun
+from esplora.db.runs import EvaluationResult, EvaluationRun, TrainingRun
 from esplora.db.synthetic import Generation, SpatialPrompt, Validation
 from esplora.errors import EsploraError
 from esplora.services.benchmarks import prompt_ids_of
@@ -56,6 +56,7 @@ class EvalConfig:
     steps: int = 4
     guidance: float = 3.5
     size: int = 256
+    training_run_id: int | None = None  # the run whose adapter this is (lineage)
 
 
 @dataclass
@@ -145,7 +146,8 @@ def _start(store: Store, config: EvalConfig, generator: Any, weak: frozenset[str
             raise EsploraError(
                 f"an evaluation run named {config.name!r} exists; choose another --name"
             )
-        params = {f: getattr(config, f) for f in config.__dataclass_fields__ if f != "name"}
+        skip = ("name", "training_run_id")
+        params = {f: getattr(config, f) for f in config.__dataclass_fields__ if f not in skip}
         params["weak"] = sorted(weak)
         run = EvaluationRun(
             name=config.name,
@@ -153,6 +155,7 @@ def _start(store: Store, config: EvalConfig, generator: Any, weak: frozenset[str
             generator=str(generator.producer),
             adapter=config.adapter,
             tore=config.tore,
+            training_run_id=config.training_run_id,
             rule="esplora-strict",
             params=params,
             status=RunStatus.RUNNING,
@@ -260,6 +263,13 @@ def compare(store: Store, names: list[str]) -> list[dict[str, Any]]:
     """Runs side by side: headline metrics and strict accuracy per relation."""
     with store.reader() as session:
         runs = session.scalars(select(EvaluationRun).where(EvaluationRun.name.in_(names))).all()
+        linked = [r.training_run_id for r in runs if r.training_run_id]
+        trained = {
+            run_id: name
+            for run_id, name in session.execute(
+                select(TrainingRun.id, TrainingRun.name).where(TrainingRun.id.in_(linked))
+            )
+        }
         missing = set(names) - {r.name for r in runs}
         if missing:
             raise EsploraError(f"no evaluation run named {sorted(missing)[0]!r}")
@@ -274,6 +284,7 @@ def compare(store: Store, names: list[str]) -> list[dict[str, Any]]:
                     "generator": run.generator,
                     "adapter": run.adapter,
                     "tore": run.tore,
+                    "training_run": trained.get(run.training_run_id or 0),
                     "benchmark": run.benchmark,
                     "status": run.status.value,
                     **run.metrics,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, fields
-from typing import Any, TypeVar, Unpack
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Select, and_, case, exists, false, func, or_, select
 from sqlalchemy.orm import aliased
@@ -178,7 +178,7 @@ def relation_items() -> Select[tuple[GeometricRelation]]:
     return select(GeometricRelation)
 
 
-S = TypeVar("S", bound=Select[Unpack[tuple[Any, ...]]])
+S = TypeVar("S", bound=Select[*tuple[Any, ...]])
 
 
 def apply(statement: S, item_filter: ItemFilter, *, k: int = DEFAULT_OVERLAP) -> S:

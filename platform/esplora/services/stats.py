@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from esplora.analytics.engine import DEFAULT_MIRROR_THRESHOLD_ROWS, Analytics
+from esplora.analytics.engine import Analytics
 from esplora.analytics.sql import safe_query
 from esplora.services.database import open_store
 from esplora.settings import Settings
@@ -30,8 +30,8 @@ def analytics_for(settings: Settings) -> Analytics:
             open_store(settings).dispose()  # refuses an unmigrated store with a clear message
             engine = Analytics(
                 url,
-                mirror_dir=settings.home / "analytics-mirror",
-                mirror_threshold_rows=DEFAULT_MIRROR_THRESHOLD_ROWS,
+                mirror_dir=settings.resolved_analytics_mirror_dir,
+                mirror_threshold_rows=settings.analytics_mirror_rows,
             )
             _CACHE[url] = engine
             return engine

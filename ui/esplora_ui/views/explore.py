@@ -36,7 +36,8 @@ with st.expander("Filter", expanded=True):
     except EsploraError as error:
         st.error(str(error))
         st.stop()
-    st.text("Filter as canonical JSON (snapshots and the CLI take the same text):")
+    st.session_state[widgets.EXPLORE_FILTER] = item_filter.to_json()
+    st.text("Filter as canonical JSON (the Snapshots page and the CLI take the same text):")
     st.code(item_filter.to_json(), language="json")
 page = int(st.number_input("Page", min_value=1, step=1, key="explore_page")) - 1
 try:

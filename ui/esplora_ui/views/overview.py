@@ -4,28 +4,28 @@ from __future__ import annotations
 
 from typing import Any
 
-import altair as alt
 import streamlit as st
 
-from esplora_ui import data
+from esplora_ui import charts, data
+
+CLAIMS = ("confirmed", "contradicted", "unresolved")
 
 
 def _bars(rows: list[dict[str, Any]], x: str, y: str, colour: str, title: str) -> None:
-    if not rows:
-        st.text(f"{title}: nothing yet")
-        return
-    chart = (
-        alt.Chart(alt.Data(values=rows), title=title)  # type: ignore[no-untyped-call]
-        .mark_bar()
-        .encode(x=alt.X(f"{x}:N"), y=alt.Y(f"{y}:Q"), color=alt.Color(f"{colour}:N"))
-    )
-    st.altair_chart(chart, width="stretch")
+    charts.show(charts.bars(rows, x, y, colour, title), title)
 
 
-def _melt(
-    rows: list[dict[str, Any]], key: str, columns: list[str], name: str
-) -> list[dict[str, Any]]:
-    return [{key: r[key], name: c, "count": r.get(c, 0)} for r in rows for c in columns]
+def distributions(analytics: dict[str, Any]) -> None:
+    """The margin histogram per relation and the observed depth gaps (strict vs soft only)."""
+    left, right = st.columns(2)
+    with left:
+        title = "Margin per relation (signed distance to the strict boundary)"
+        bins = charts.margin_rows(analytics.get("margin_histogram") or [])
+        charts.show(charts.histogram(bins, "relation", title, "margin"), title)
+    with right:
+        title = "Observed depth gap |d_subject − d_object| of depth pairs"
+        bins = charts.depth_gap_rows(analytics.get("depth_gaps") or [])
+        charts.show(charts.histogram(bins, "pairs", title, "disparity gap"), title)
 
 
 numbers = data.overview()
@@ -47,7 +47,7 @@ for col, (label, value) in zip(
 left, right = st.columns(2)
 with left:
     _bars(
-        _melt(numbers["relations"], "relation", ["soft", "strict"], "kind"),
+        charts.melt(numbers["relations"], "relation", ["soft", "strict"], "kind"),
         "relation", "count", "kind", "Pairs per relation: soft vs strict",
     )  # fmt: skip
     pairs = [
@@ -56,10 +56,8 @@ with left:
     st.subheader("Top label pairs")
     st.dataframe(pairs, hide_index=True, width="stretch")
 with right:
-    _bars(
-        _melt(numbers["claims"], "relation", ["confirmed", "contradicted", "unresolved"], "claim"),
-        "relation", "count", "claim", "Caption claims: confirmed vs contradicted",
-    )  # fmt: skip
+    claims = charts.melt(numbers["claims"], "relation", list(CLAIMS), "claim")
+    _bars(claims, "relation", "count", "claim", "Caption claims: confirmed vs contradicted")
     _bars(numbers["stages"], "stage", "images", "status", "Per-stage progress and failures")
 if numbers.get("retention"):
     st.subheader("Synthetic retention per relation")
@@ -67,5 +65,6 @@ if numbers.get("retention"):
 if numbers.get("analytics_error"):
     st.text(numbers["analytics_error"])
 if numbers.get("analytics"):
+    distributions(numbers["analytics"])
     with st.expander("All statistics (analytics service)"):
         st.json(numbers["analytics"])

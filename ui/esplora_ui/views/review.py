@@ -6,9 +6,9 @@ import streamlit as st
 
 from esplora.db.enums import VoteVerdict
 from esplora.errors import EsploraError
+from esplora.services.items import ItemView, RelationRow
 from esplora_ui import components, data, identity, keys, widgets
 from esplora_ui.identity import Identity
-from esplora_ui.queries import ItemView, RelationRow
 
 CURRENT = "review_current"
 

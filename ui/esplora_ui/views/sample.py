@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from esplora.services.items import ItemView
 from esplora_ui import components, data, widgets
-from esplora_ui.queries import ItemView
 
 st.title("Sample")
 image_id = int(

@@ -1,7 +1,10 @@
-"""Small read functions over the store for what no service offers yet: one item's detail (its
-rows, relations with machine / human / effective values, and review history) and a few counts.
+"""Read-only views of the store for the review UI and scripts: one item's detail (its rows,
+relations with machine / human / effective values, and review history), stage and review
+progress, and the machine-vs-votes confusion.
 
-They take a session and never write; the UI's writes all go through ``esplora.services.review``.
+The public functions take the :class:`~esplora.db.engine.Store` and open one read-only session
+each; the ``*_in`` helpers take a session for callers that already hold one. Nothing here
+writes: the UI's writes all go through :mod:`esplora.services.review`.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from esplora.db.detections import DetectedObject
+from esplora.db.engine import Store
 from esplora.db.enums import ReviewTarget
 from esplora.db.images import Image, ImageStage, Sample
 from esplora.db.relations import CaptionClaim, GeometricRelation
 from esplora.db.review import Override, ReviewVote
+from esplora.services.relation_stats import relation_stats
 from esplora.services.review_state import effective_state
 
 INVERSE = {
@@ -81,7 +86,7 @@ class ItemView:
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
-def image_of(session: Session, target_type: str, target_id: int) -> int | None:
+def image_of_in(session: Session, target_type: str, target_id: int) -> int | None:
     """The image a review target belongs to."""
     model: Any = {
         "relation": GeometricRelation,
@@ -98,7 +103,7 @@ def image_of(session: Session, target_type: str, target_id: int) -> int | None:
     return value
 
 
-def item_view(session: Session, image_id: int, sample_id: int | None = None) -> ItemView | None:
+def item_view_in(session: Session, image_id: int, sample_id: int | None = None) -> ItemView | None:
     """The item of ``image_id`` (its first sample unless ``sample_id`` is given)."""
     image = session.get(Image, image_id)
     if image is None:
@@ -128,7 +133,7 @@ def item_view(session: Session, image_id: int, sample_id: int | None = None) -> 
     targets += [("claim", int(c["id"])) for c in claims]
     if sample:
         targets.append(("sample", sample.id))
-    view.history.extend(history(session, targets))
+    view.history.extend(history_in(session, targets))
     return view
 
 
@@ -141,7 +146,7 @@ def _objects(session: Session, image_id: int) -> list[ObjectRow]:
     return [ObjectRow(o.id, o.label, o.x0, o.y0, o.x1, o.y1, o.score, o.producer) for o in rows]
 
 
-def current_overrides(session: Session, target_type: str, ids: list[int]) -> dict[int, Override]:
+def _current_overrides(session: Session, target_type: str, ids: list[int]) -> dict[int, Override]:
     """The latest, not superseded, override of each target."""
     if not ids:
         return {}
@@ -166,7 +171,7 @@ def _relations(session: Session, image_id: int, labels: dict[int, str]) -> list[
         )
     )
     ids = [r.id for r in rows]
-    overrides = current_overrides(session, "relation", ids)
+    overrides = _current_overrides(session, "relation", ids)
     states = effective_state(session, ReviewTarget.RELATION, ids)
     return [
         replace(
@@ -243,7 +248,7 @@ def _stages(session: Session, image_id: int) -> list[dict[str, Any]]:
     ]
 
 
-def history(session: Session, targets: list[tuple[str, int]]) -> list[dict[str, Any]]:
+def history_in(session: Session, targets: list[tuple[str, int]]) -> list[dict[str, Any]]:
     """Every vote and override on ``targets``, oldest first."""
     if not targets:
         return []
@@ -294,7 +299,7 @@ def _details(values: dict[str, Any] | None, text: str | None) -> str:
     return "; ".join(parts)
 
 
-def stage_progress(session: Session) -> list[dict[str, Any]]:
+def stage_progress_in(session: Session) -> list[dict[str, Any]]:
     """Images per stage and status."""
     rows = session.execute(
         select(ImageStage.stage, ImageStage.status, func.count()).group_by(
@@ -304,7 +309,7 @@ def stage_progress(session: Session) -> list[dict[str, Any]]:
     return [{"stage": s.value, "status": t.value, "images": int(n)} for s, t, n in rows]
 
 
-def review_progress(session: Session) -> dict[str, int]:
+def review_progress_in(session: Session) -> dict[str, int]:
     """Votes, reviewed relations, reviewers and decided relations."""
     relation = ReviewVote.target_type == ReviewTarget.RELATION
     return {
@@ -328,7 +333,7 @@ def review_progress(session: Session) -> dict[str, int]:
     }
 
 
-def confusion(session: Session) -> list[dict[str, Any]]:
+def confusion_in(session: Session) -> list[dict[str, Any]]:
     """Per relation: the machine's strict verdict against reviewers' votes (counts)."""
     rows = session.execute(
         select(
@@ -347,3 +352,39 @@ def confusion(session: Session) -> list[dict[str, Any]]:
         }
         for r, s, v, n in rows
     ]
+
+
+# --- the store-level reads (one read-only session each) ---------------------------------------
+
+
+def item(store: Store, image_id: int, sample_id: int | None = None) -> ItemView | None:
+    """One image with its sample (the first unless ``sample_id``), rows, relations, history."""
+    with store.reader() as session:
+        return item_view_in(session, image_id, sample_id)
+
+
+def item_of(store: Store, target_type: str, target_id: int) -> ItemView | None:
+    """The item a review target (relation, object, sample, claim) belongs to."""
+    with store.reader() as session:
+        image_id = image_of_in(session, target_type, target_id)
+        return item_view_in(session, image_id) if image_id is not None else None
+
+
+def progress(store: Store, *, top: int = 15) -> dict[str, Any]:
+    """Relation statistics (``relations``, ``claims``, ``label_pairs``), ``stages`` (images per
+    stage and status), ``review`` (votes, voted, reviewers, decided) and synthetic
+    ``retention``."""
+    from esplora.services.generation import retention
+
+    with store.reader() as session:
+        numbers: dict[str, Any] = relation_stats(session, top=top).to_dict()
+        numbers["stages"] = stage_progress_in(session)
+        numbers["review"] = review_progress_in(session)
+        numbers["retention"] = retention(session)
+    return numbers
+
+
+def confusion(store: Store) -> list[dict[str, Any]]:
+    """Per relation: the machine's strict verdict against reviewers' votes (counts)."""
+    with store.reader() as session:
+        return confusion_in(session)
