@@ -11,12 +11,22 @@ from sqlalchemy import func, select
 
 from esplora.db.engine import Store
 from esplora.db.enums import Stage
-from esplora.db.models import Generation, GeometricRelation, Image, ImageStage, SpatialPrompt
+from esplora.db.models import (
+    EvaluationRun,
+    Generation,
+    GeometricRelation,
+    Image,
+    ImageStage,
+    RunMetric,
+    Snapshot,
+    SpatialPrompt,
+    TrainingRun,
+)
 
 
 def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) -> None:
     home = Path(os.environ["ESPLORA_HOME"])
-    command = [str(Path(sys.executable).parent / "esplora"), "demo"]
+    command = [str(Path(sys.executable).parent / "esplora"), "demo", "--no-ui"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "160"}
     first = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
     assert first.returncode == 0, first.stderr
@@ -25,6 +35,9 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
     assert "random weights" in first.stdout  # the tiny profile says what its numbers mean
     assert "re-validation" in first.stdout and "retention" in first.stdout
     assert "demo-urban-adaptive" in first.stdout
+    assert "Machinery only" in first.stdout and "where to look" in first.stdout
+    for fmt in ("coco", "imagefolder", "kohya", "parquet", "webdataset"):
+        assert (home / "exports" / f"demo-synthetic-{fmt}" / "README.md").is_file()
     store = Store.from_url(f"sqlite:///{home / 'esplora.db'}")
     with store.reader() as session:
         stored = session.scalar(
@@ -35,6 +48,18 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
         statuses = [s.value for s in relate]
         assert statuses.count("skipped") == 1  # the lone cat photo: excluded by the filter
         assert session.scalar(select(func.count()).select_from(GeometricRelation))
+        snapshot = session.scalars(select(Snapshot)).one()
+        assert snapshot.name == "demo-synthetic" and snapshot.counts["members"] > 10
+        run = session.scalars(select(TrainingRun)).one()
+        assert run.status.value == "succeeded" and run.snapshot_hash == snapshot.content_hash
+        assert run.adapter_uri and (Path(run.adapter_uri) / "esplora_adapter.json").is_file()
+        linked = session.scalars(
+            select(EvaluationRun.tore).where(EvaluationRun.training_run_id == run.id)
+        ).all()
+        assert sorted(linked) == ["off", "static"]  # adapter, adapter + TORE (and a base run)
+        assert session.scalar(select(func.count()).select_from(RunMetric).where(
+            RunMetric.run_id == run.id, RunMetric.name.like("accuracy/%")
+        ))  # fmt: skip
     assert stored and stored > 15 and images > 7 + 40
     with store.reader() as session:
         all_prompts = session.scalar(select(func.count()).select_from(SpatialPrompt))
@@ -47,4 +72,6 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
         assert session.scalar(select(func.count()).select_from(SpatialPrompt)) == all_prompts
         assert session.scalar(select(func.count()).select_from(Image)) == images
         assert session.scalar(select(func.count()).select_from(Generation)) == generations
+        assert session.scalar(select(func.count()).select_from(TrainingRun)) == 1
+        assert session.scalar(select(func.count()).select_from(Snapshot)) == 1
     store.dispose()

@@ -13,7 +13,7 @@ import typer
 from rich.rule import Rule
 from rich.table import Table
 
-from esplora.cli import demo_engine, demo_synthetic
+from esplora.cli import demo_engine, demo_synthetic, demo_training
 from esplora.cli._common import console, settings
 from esplora.cli._sections import section
 from esplora.services.spatial import BoxTuple
@@ -41,7 +41,7 @@ def step_store(config: Settings) -> Any:
 def step_prompts(store: Any) -> list[str]:
     from esplora.services.prompts import add_prompts
 
-    section("8. Benchmark prompts parsed into structured relations and stored")
+    section("12. Benchmark prompts parsed into structured relations and stored")
     text = resources.files("esplora.data").joinpath("benchmark_prompts.txt").read_text()
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith("#")]
     result = add_prompts(store, lines, origin="benchmark", benchmark="demo")
@@ -57,7 +57,7 @@ def step_prompts(store: Any) -> list[str]:
 def step_tore(prompts: list[str]) -> None:
     from esplora.core import tore
 
-    section("9. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
+    section("13. TORE: weak relations (right_of, below, behind) rewritten to their strong inverse")
     table = Table(show_lines=False)
     table.add_column("prompt")
     table.add_column("TORE rewrite")
@@ -74,7 +74,7 @@ def step_rules() -> None:
     from esplora.core.relations import parse_relation
     from esplora.services.spatial import score_pair
 
-    section("10. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
+    section("14. One box pair, every rule (ESPLoRA at τ = 3 next to the peers)")
     table = Table()
     for column in ("pair", "relation", "esplora soft", "esplora strict", "margin"):
         table.add_column(column)
@@ -103,7 +103,7 @@ def step_rules() -> None:
 def step_tau_sweep() -> None:
     from esplora.services.spatial import tau_sweep
 
-    section("11. How strict is τ? Share of 100 000 random box pairs holding each relation")
+    section("15. How strict is τ? Share of 100 000 random box pairs holding each relation")
     table = Table()
     table.add_column("relation")
     table.add_column("soft", justify="right")
@@ -119,7 +119,7 @@ def step_tau_sweep() -> None:
 def step_figures(out: Path) -> None:
     from esplora.analytics.figures import write_relation_figures
 
-    section("12. Figures of the relation rules")
+    section("16. Figures of the relation rules")
     for path in write_relation_figures(out):
         console.print(f"wrote {path}")
 
@@ -128,8 +128,12 @@ def demo(
     figures: Annotated[
         Path | None, typer.Option(help="Where to write figures (default: ESPLORA_HOME/figures).")
     ] = None,
+    no_ui: Annotated[
+        bool, typer.Option("--no-ui", help="Do everything but start the UI at the end.")
+    ] = False,
 ) -> None:
-    """Run the platform's main job end to end on the embedded default, offline."""
+    """Run the platform's main job end to end on the embedded default, offline, then start the
+    UI on everything it made (unless --no-ui)."""
     config = demo_engine.demo_settings(settings())
     console.print(f"[bold]esplora demo[/]  home: {config.home}  profile: {config.profile}")
     store = step_store(config)
@@ -141,6 +145,10 @@ def demo(
         demo_synthetic.step_scene_corpus(store, scenes)
         demo_synthetic.step_synthetic(store, scenes)
         demo_synthetic.step_evaluation(store, scenes)
+        demo_training.step_snapshot(store, config)
+        demo_training.step_export(store, config)
+        run = demo_training.step_training(store, config)
+        demo_training.step_adapter_eval(store, config, run)
         prompts = step_prompts(store)
         step_tore(prompts)
         step_rules()
@@ -149,6 +157,34 @@ def demo(
     finally:
         store.dispose()
     console.print(Rule("[green]done"))
+    step_summary(config)
+    if not no_ui:
+        from esplora.cli.ui import ui
+
+        ui(host=None, port=8501)
+
+
+def step_summary(config: Settings) -> None:
+    """Where everything is, and which results mean something offline."""
+    home = config.home
+    rows = (
+        ("store", str(config.resolved_database_url)),
+        ("images, depth maps, adapters, runs", str(config.artefacts_dir)),
+        ("tiny models", str(config.resolved_models_dir)),
+        ("exports (5 formats + dataset cards)", str(home / "exports")),
+        ("figures", str(home / "figures")),
+    )
+    table = Table(title="where to look", show_header=False)
+    for what, where in rows:
+        table.add_row(what, where)
+    console.print(table)
+    console.print(
+        "[bold]Meaningful offline:[/] the scene world's relations (exact ground truth read back "
+        "from pixels), the synthetic loop's retention and TORE on the biased scene generator.\n"
+        "[bold]Machinery only:[/] boxes from the tiny random detectors on the photos, the LoRA "
+        "on the random tiny Flux and its evaluation. ESPLORA_PROFILE=real runs the same steps on "
+        "the real models."
+    )
 
 
 def register(app: typer.Typer) -> None:
