@@ -293,7 +293,8 @@ def test_train_inline_then_runs_show_and_generate_by_run_name(
                  "validation_steps=2", "--inline", "--json")  # fmt: skip
     assert out["status"] == "succeeded" and out["step"] == 4
     assert sorted(out["validation"]) == ["2", "4"]
-    assert set(out["validation"]["4"]) == {"left_of", "above", "all"}  # the config's 2 prompts
+    relations = {"left_of", "right_of", "above", "below", "in_front_of", "behind", "all"}
+    assert set(out["validation"]["4"]) == relations  # the balanced default probes
 
     listing = invoke("runs", "list", "--json")
     assert [(r["name"], r["status"], r["snapshot"]) for r in listing] == [
@@ -368,6 +369,7 @@ def test_train_is_queued_and_a_real_worker_trains_and_validates(
 
         wait_until(done, 120, interval=0.5, what=f"run 'queued':\n{worker.log()[-3000:]}")
     shown = runs.show_run(store, "queued")
+    relations = ("above", "all", "behind", "below", "in_front_of", "left_of", "right_of")
     assert sorted(k for k in shown["metrics"] if k.startswith("accuracy/")) == [
-        "accuracy/above", "accuracy/all", "accuracy/left_of"]  # fmt: skip
+        f"accuracy/{r}" for r in relations]  # fmt: skip
     assert Path(shown["adapter"]).is_dir()
