@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -22,6 +24,7 @@ from esplora.db.models import (
     SpatialPrompt,
     TrainingRun,
 )
+from support.services import free_port
 
 
 def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) -> None:
@@ -75,3 +78,27 @@ def test_demo_runs_offline_on_a_fresh_store_and_is_repeatable(tmp_path: Path) ->
         assert session.scalar(select(func.count()).select_from(TrainingRun)) == 1
         assert session.scalar(select(func.count()).select_from(Snapshot)) == 1
     store.dispose()
+    _demo_ends_with_the_ui(command[:-1], env)
+
+
+def _demo_ends_with_the_ui(command: list[str], env: dict[str, str]) -> None:
+    """Without --no-ui the (now repeatable, fast) demo hands over to the UI on its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [*command, "--ui-port", str(port)], env=env, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert process.poll() is None, process.stderr.read() if process.stderr else ""
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health") as reply:
+                    if reply.read() == b"ok":
+                        return
+            except OSError:
+                time.sleep(0.5)
+        raise AssertionError("the demo did not start the UI")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, func, select
 
+from esplora.analytics import aggregates
+from esplora.analytics import overview as overview_queries
 from esplora.analytics.engine import Analytics
 from esplora.analytics.source import StoreReader
 from esplora.analytics.sql import QueryRefused, QueryTimeout, safe_query
@@ -21,11 +23,13 @@ from esplora.analytics.views import VIEWS_VERSION, reference_markdown
 from esplora.core.rules.canonical import canonical_relations_many
 from esplora.db.detections import DetectedObject, ObjectDepth
 from esplora.db.engine import Store
+from esplora.db.enums import ReviewTarget
 from esplora.db.images import Image, ImageStage, Sample, Source
 from esplora.db.relations import CaptionClaim, GeometricRelation
 from esplora.db.review import Override, ReviewVote
 from esplora.db.synthetic import Generation, SpatialPrompt, Validation
 from esplora.db.writes import insert_rows
+from esplora.services import review
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELS = ["cat", "dog", "tree", "car"]
@@ -537,6 +541,83 @@ def test_incremental_mirror_reads_only_the_delta(
     analytics.refresh()
     assert _answers(restarted) == _answers(analytics)
     restarted.close()
+
+
+def _served_equals_recomputed(engine: Analytics, reference: Analytics) -> None:
+    """The aggregate-served Overview equals a recomputation on the same tables, exactly, and
+    the small-store path's (no mirror) numbers too."""
+    assert engine.aggregated
+    served = engine.overview()
+    assert served == overview_queries.overview(engine.cursor())
+    reference.refresh()
+    assert served == reference.overview()
+
+
+def _new_image_with_relations(session: Any) -> None:
+    insert_rows(session, Image, [{"id": 5, "sha256": "5" * 64, "uri": "/img/5.jpg", "width": 220,
+                                  "height": 220, "origin": "natural"}])  # fmt: skip
+    boxes = np.array([[0, 0, 20, 20], [100, 100, 130, 140], [40, 150, 90, 200]], dtype=float)
+    depth = np.array([0.2, 0.9, 0.55])
+    insert_rows(session, DetectedObject, [
+        {"id": 100 + k, "image_id": 5, "label": ["dog", "cup", "cat"][k], "x0": boxes[k, 0],
+         "y0": boxes[k, 1], "x1": boxes[k, 2], "y1": boxes[k, 3], "score": 0.9,
+         "producer_kind": "model", "producer": "seed"}
+        for k in range(3)
+    ])  # fmt: skip
+    insert_rows(session, ObjectDepth, [
+        {"object_id": 100 + k, "producer": "seed", "median": float(depth[k]),
+         "mean": float(depth[k]), "p10": 0.0, "p90": 1.0}
+        for k in range(3)
+    ])  # fmt: skip
+    insert_rows(session, GeometricRelation, _relation_rows(5, [100, 101, 102], boxes, depth))
+
+
+def test_maintained_aggregates_equal_a_recomputation(
+    seeded: Store,
+    store_url: str,
+    analytics: Analytics,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=0)
+    _served_equals_recomputed(engine, analytics)
+    rebuilds: list[int] = []
+    real_rebuild = aggregates.rebuild
+    monkeypatch.setattr(aggregates, "rebuild", lambda c: (rebuilds.append(1), real_rebuild(c)))
+    with seeded.unit_of_work() as session:  # inserts: a new image's objects, depths, relations
+        _new_image_with_relations(session)
+    report = engine.refresh()
+    assert {"relations", "objects", "object_depths"} <= set(report.delta) and not report.full
+    _served_equals_recomputed(engine, analytics)
+    with seeded.unit_of_work() as session:  # updates: relabel, new depth, flipped strictness
+        relations = list(session.scalars(select(GeometricRelation).order_by(GeometricRelation.id)))
+        relations[0].strict, relations[0].margin = not relations[0].strict, 0.123456789
+        relations[1].relation, relations[1].soft = "left_of", not relations[1].soft
+        relations[2].margin = 99.5  # beyond the edges: the histogram's bins move
+        ids = [r.id for r in relations]
+        cat, depth = session.get(DetectedObject, 1), session.get(ObjectDepth, (6, "seed"))
+        assert cat is not None and depth is not None
+        cat.label, depth.median = "cup", 0.999
+    assert sorted(engine.refresh().delta) == ["object_depths", "objects", "relations"]
+    _served_equals_recomputed(engine, analytics)
+    review.vote(seeded, "zoe", ReviewTarget.RELATION, ids[3], "reject")
+    assert engine.refresh().delta == ["votes"] and not rebuilds
+    _served_equals_recomputed(engine, analytics)
+    with seeded.unit_of_work() as session:  # a delete: the table is re-read, the sums rebuilt
+        session.execute(delete(GeometricRelation).where(GeometricRelation.id == ids[2]))
+    assert "relations" in engine.refresh().full and rebuilds == [1]
+    _served_equals_recomputed(engine, analytics)
+    engine.close()
+    restarted = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=0)
+    _served_equals_recomputed(restarted, analytics)  # restored tables, aggregates rebuilt
+    restarted.close()
+
+
+def test_the_small_store_path_recomputes(store_url: str, seeded: Store, tmp_path: Path) -> None:
+    engine = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=10**9)
+    assert not engine.aggregated
+    assert engine.overview() == overview_queries.overview(engine.cursor())
+    engine.close()
 
 
 @pytest.mark.parametrize(("rows", "path"), [(0, "delta"), (10**9, "full")])

@@ -19,6 +19,7 @@ from esplora.services.ingest import ingest
 from esplora.services.pipeline import StageContext, run_inline
 from esplora.services.synthesis import synthesize
 from esplora.settings import Settings
+from support.workers import workers
 
 SQLITE = pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 
@@ -146,3 +147,13 @@ def test_the_loop_from_the_command_line(settings: Settings, tmp_path: Path) -> N
     assert kept["below"] == 0.0 and kept["above"] == 1.0
     queued = run("generate", "--prompts", "all", "--generator", "scenes", "--detach", "--seed", "9")
     assert queued["enqueued"] >= 1
+    # With a worker alive the command follows the queued batches to their validation.
+    worker_env = {**env, "ESPLORA_GENERATOR": "scenes",
+                  "ESPLORA_DATABASE_URL": settings.resolved_database_url}  # fmt: skip
+    with workers(worker_env, tmp_path / "logs") as pool:
+        pool.start("gpu@loop", pool="solo")
+        followed = run("generate", "--prompts", "all", "--generator", "scenes", "--seed", "9")
+    assert followed["followed"] and followed["finished"]
+    with Store.from_url(settings.resolved_database_url).reader() as session:
+        seeded = session.scalars(select(Generation.image_id).where(Generation.seed == 9)).all()
+        assert seeded and len(session.scalars(select(Validation.generation_id)).all()) > 0

@@ -3,7 +3,9 @@
 Small stores (fewer rows than ``mirror_threshold_rows`` in all mirrored tables together) are
 re-read in full, table by table, whenever a table's ``MAX(change_seq)`` or row count moved.
 Larger stores with a ``mirror_dir`` use the incremental mirror (:mod:`esplora.analytics.mirror`).
-Either way an unchanged store costs one probe query per :meth:`Analytics.refresh`.
+Either way an unchanged store costs one probe query per :meth:`Analytics.refresh`. On the mirror
+path the Overview's relation sections come from maintained aggregates
+(:mod:`esplora.analytics.aggregates`), updated from the same deltas.
 
 The DuckDB database never reaches the store: it only holds Arrow copies. It is opened with
 external access off, extension autoload/autoinstall off and the configuration locked, so the
@@ -20,6 +22,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from esplora.analytics import aggregates
 from esplora.analytics import calibration as calibration_queries
 from esplora.analytics import explore as explore_queries
 from esplora.analytics import overview as overview_queries
@@ -73,6 +76,7 @@ class Analytics:
         self._lock = threading.RLock()
         self._loaded: dict[str, tuple[int, int]] = {}  # table → (max change_seq, rows)
         self._overview: tuple[dict[str, tuple[int, int]], dict[str, Any]] | None = None
+        self.aggregated = False  # the maintained aggregates are current (mirror path)
         self.connection.execute(f"CREATE SCHEMA {STORE_SCHEMA}")
         for spec in TABLES.values():
             self._replace(spec.name, spec.schema().empty_table())
@@ -134,8 +138,7 @@ class Analytics:
             self._upsert(spec, delta)
         return seq
 
-    def _apply_delta(self, spec: TableSpec, after: int, seq: int) -> None:
-        delta = self.reader.read_changes(spec.name, after)
+    def _apply_delta(self, spec: TableSpec, delta: pa.Table, seq: int) -> None:
         self._upsert(spec, delta)
         assert self.mirror is not None
         if self.mirror.append(spec.name, delta, seq):
@@ -154,15 +157,53 @@ class Analytics:
             total = sum(n for name, (_, n) in probe.items() if TABLES[name].tracked)
             incremental = self.mirror is not None and total >= self.threshold
             report = RefreshReport()
-            for name, state in probe.items():
-                if self._loaded.get(name) != state:
-                    self._refresh_table(TABLES[name], state, incremental, report)
-            create_derived(self.connection, {*report.full, *report.delta, *report.restored})
+            stale = {
+                name: state for name, state in probe.items() if self._loaded.get(name) != state
+            }
+            deltas = self._read_deltas(stale) if incremental else {}
+            try:
+                pending = self.aggregated and bool(aggregates.INPUTS & set(deltas))
+                if pending:  # the old contributions, before the deltas apply
+                    aggregates.begin(self.connection, deltas)
+                for name, state in stale.items():
+                    self._refresh_table(TABLES[name], state, incremental, report, deltas)
+                create_derived(self.connection, {*report.full, *report.delta, *report.restored})
+                self._maintain(incremental, report, pending)
+            except BaseException:
+                self.aggregated = False  # half-applied: rebuilt on the next refresh
+                raise
             report.rows_read = self.reader.rows_read - before
             return report
 
+    def _read_deltas(self, stale: dict[str, tuple[int, int]]) -> dict[str, pa.Table]:
+        """The changed rows of every loaded tracked table whose ``change_seq`` moved on."""
+        return {
+            name: self.reader.read_changes(name, self._loaded[name][0])
+            for name, (seq, _) in stale.items()
+            if TABLES[name].tracked and name in self._loaded and seq > self._loaded[name][0]
+        }
+
+    def _maintain(self, incremental: bool, report: RefreshReport, pending: bool) -> None:
+        """Keep the Overview aggregates current on the mirror path (drop them below it)."""
+        if not incremental:
+            if self.aggregated:
+                aggregates.drop(self.connection)
+                self.aggregated = False
+            return
+        reread = aggregates.INPUTS & {*report.full, *report.restored}
+        if not self.aggregated or reread:
+            aggregates.rebuild(self.connection)
+            self.aggregated = True
+        elif pending:
+            aggregates.finish(self.connection)
+
     def _refresh_table(
-        self, spec: TableSpec, state: tuple[int, int], incremental: bool, report: RefreshReport
+        self,
+        spec: TableSpec,
+        state: tuple[int, int],
+        incremental: bool,
+        report: RefreshReport,
+        deltas: dict[str, pa.Table],
     ) -> None:
         seq, count = state
         if not (incremental and spec.tracked):
@@ -177,7 +218,10 @@ class Analytics:
             self._load_full(spec, seq)
             report.full.append(spec.name)
         elif seq > after:
-            self._apply_delta(spec, after, seq)
+            delta = deltas.get(spec.name)
+            if delta is None:  # restored from the mirror: read what changed since
+                delta = self.reader.read_changes(spec.name, after)
+            self._apply_delta(spec, delta, seq)
             report.delta.append(spec.name)
         if self._count(spec.name) != count:  # rows were deleted: start this table over
             self._load_full(spec, seq)
@@ -191,9 +235,10 @@ class Analytics:
         per loaded state: until a refresh brings a change, the same numbers are served."""
         with self._lock:
             state = dict(self._loaded)
+            served = self.aggregated
             if self._overview is not None and self._overview[0] == state:
                 return self._overview[1]
-        numbers = overview_queries.overview(self.cursor())
+        numbers = (aggregates.overview if served else overview_queries.overview)(self.cursor())
         with self._lock:
             if state == self._loaded:
                 self._overview = (state, numbers)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 HISTOGRAM_BINS = 20
+# The mean margin sums margins as exact decimals (each rounded to 1e-12): a float sum depends on
+# the order DuckDB's threads add in, and the maintained aggregates must equal a recomputation.
+MARGIN_DECIMAL = "DECIMAL(38,12)"
 DEPTH_GAP_BIN = 0.05
 TOP_LABEL_PAIRS = 20
 
@@ -34,7 +38,8 @@ def soft_vs_strict(cursor: Any) -> list[dict[str, Any]]:
     return records(
         cursor,
         "SELECT relation, count(*) FILTER (soft) AS soft, count(*) FILTER (strict) AS strict, "
-        "count(*) FILTER (soft AND NOT strict) AS soft_only, avg(margin) AS mean_margin "
+        "count(*) FILTER (soft AND NOT strict) AS soft_only, "
+        f"CAST(sum(CAST(margin AS {MARGIN_DECIMAL})) AS DOUBLE) / count(*) AS mean_margin "
         "FROM store.relations GROUP BY relation ORDER BY relation",
     )
 
@@ -51,7 +56,7 @@ def label_pairs(cursor: Any, top: int = TOP_LABEL_PAIRS) -> list[dict[str, Any]]
             JOIN store.objects o ON o.id = r.object_id
         )
         SELECT least(sl, ol) AS label_a, greatest(sl, ol) AS label_b, axis,
-               any_value(relation) AS relation, count(*) AS pairs,
+               min(relation) AS relation, count(*) AS pairs,
                count(*) FILTER (sl <= ol) AS forward, count(*) FILTER (sl > ol) AS backward,
                count(*) FILTER (strict) AS strict
         FROM pairs GROUP BY ALL ORDER BY pairs DESC, label_a, label_b, axis LIMIT ?
@@ -174,18 +179,24 @@ def retention(cursor: Any) -> list[dict[str, Any]]:
     )
 
 
-def overview(cursor: Any) -> dict[str, Any]:
-    """Every Overview number, as plain JSON-ready values."""
-    return {
-        "totals": totals(cursor),
-        "axes": axes(cursor),
-        "relations": soft_vs_strict(cursor),
-        "label_pairs": label_pairs(cursor),
-        "claims": claims(cursor),
-        "margin_histogram": margin_histogram(cursor),
-        "depth_gaps": depth_gaps(cursor),
-        "stages": stages(cursor),
-        "failures": failures(cursor),
-        "review": review(cursor),
-        "retention": retention(cursor),
+Section = Callable[[Any], Any]
+
+
+def overview(cursor: Any, served: Mapping[str, Section] | None = None) -> dict[str, Any]:
+    """Every Overview number, as plain JSON-ready values; ``served`` replaces sections by name
+    (the maintained aggregates, :mod:`esplora.analytics.aggregates`)."""
+    sections: dict[str, Section] = {
+        "totals": totals,
+        "axes": axes,
+        "relations": soft_vs_strict,
+        "label_pairs": label_pairs,
+        "claims": claims,
+        "margin_histogram": margin_histogram,
+        "depth_gaps": depth_gaps,
+        "stages": stages,
+        "failures": failures,
+        "review": review,
+        "retention": retention,
     }
+    sections.update(served or {})
+    return {name: section(cursor) for name, section in sections.items()}

@@ -131,6 +131,9 @@ def demo(
     no_ui: Annotated[
         bool, typer.Option("--no-ui", help="Do everything but start the UI at the end.")
     ] = False,
+    ui_port: Annotated[
+        int, typer.Option("--ui-port", min=1, max=65535, help="Port of the UI at the end.")
+    ] = 8501,
 ) -> None:
     """Run the platform's main job end to end on the embedded default, offline, then start the
     UI on everything it made (unless --no-ui)."""
@@ -161,7 +164,7 @@ def demo(
     if not no_ui:
         from esplora.cli.ui import ui
 
-        ui(host=None, port=8501)
+        ui(host=None, port=ui_port)
 
 
 def step_summary(config: Settings) -> None:

@@ -74,22 +74,22 @@ def step_training(store: Any, config: Settings) -> Any:
     from esplora_training.config import load_config
     from esplora_training.jobs import run_training_job
 
-    section("10. ESPLoRA LoRA training on the tiny Flux pipeline (exercises the machinery)")
+    section(f"10. ESPLoRA LoRA training, a short run ({config.profile} Flux)")
     try:
         run = runs.get_run(store, RUN)
     except EsploraError:
-        recipe = load_config("tiny-flux", {"snapshot": SNAPSHOT, "max_steps": TRAIN_STEPS})
+        shipped = "tiny-flux" if config.profile == "tiny" else "flux"
+        recipe = load_config(shipped, {"snapshot": SNAPSHOT, "max_steps": TRAIN_STEPS})
         run = runs.create_run(
             store, name=RUN, snapshot=SNAPSHOT, config=recipe.model_dump(mode="json")
         )
     if run.status.value != "succeeded":
         run_training_job(store, config, RUN)
-    shown = runs.show_run(store, RUN)
-    _print_run(shown)
+    _print_run(runs.show_run(store, RUN), tiny=config.profile == "tiny")
     return runs.get_run(store, RUN)
 
 
-def _print_run(shown: dict[str, Any]) -> None:
+def _print_run(shown: dict[str, Any], *, tiny: bool) -> None:
     loss = shown["metrics"].get("loss") or []
     first = f"{loss[0][1]:.4f}" if loss else "–"
     last = f"{loss[-1][1]:.4f}" if loss else "–"
@@ -111,11 +111,12 @@ def _print_run(shown: dict[str, Any]) -> None:
     for step, entry in sorted((shown["artefacts"].get("validation") or {}).items()):
         if entry.get("grid"):
             console.print(f"  sample grid at step {step}: {entry['grid']}", highlight=False)
-    console.print(
-        "[yellow]A rank-128 LoRA on a randomly initialised tiny Flux: the loss and the spatial"
-        " accuracy curves prove the loop (caching, checkpoints, validation jobs), not a model."
-        "[/]"
-    )
+    if tiny:
+        console.print(
+            "[yellow]A rank-128 LoRA on a randomly initialised tiny Flux: the loss and the "
+            "spatial accuracy curves prove the loop (caching, checkpoints, validation jobs), "
+            "not a model.[/]"
+        )
 
 
 def step_adapter_eval(store: Any, config: Settings, run: Any) -> None:
@@ -123,7 +124,7 @@ def step_adapter_eval(store: Any, config: Settings, run: Any) -> None:
     from esplora.services.evaluation import EvalConfig, compare, evaluate
     from esplora.services.pipeline import StageContext
 
-    section("11. Evaluation with tiny Flux: base vs adapter vs adapter + TORE")
+    section(f"11. Evaluation with {config.profile} Flux: base vs adapter vs adapter + TORE")
     flux = config.model_copy(update={"generator": "flux"})
     ctx = StageContext(store, flux)
     adapter = str(run.adapter_uri or "")
@@ -152,10 +153,11 @@ def step_adapter_eval(store: Any, config: Settings, run: Any) -> None:
             generator,
         )
     console.print(_table(compare(store, names)))
-    console.print(
-        "[dim]Tiny random weights: these accuracies only show that base, adapter and TORE runs"
-        " are generated, validated and compared the same way as real ones.[/]"
-    )
+    if config.profile == "tiny":
+        console.print(
+            "[dim]Tiny random weights: these accuracies only show that base, adapter and TORE "
+            "runs are generated, validated and compared the same way as real ones.[/]"
+        )
 
 
 def _exists(store: Any, name: str) -> bool:

@@ -10,6 +10,7 @@ from esplora.cli._common import console, emit, err_console, settings
 from esplora.errors import EsploraError
 
 BATCH_PROMPTS = 8  # prompts per gpu task
+FOLLOW_EVERY_S = 1.0
 
 
 def run_batch(
@@ -107,6 +108,45 @@ def _queued(
         app.send_task("esplora.generate.prompts", args=[chunk, adapter, scale], queue="gpu")
         tasks += 1
     err_console.print(f"enqueued {tasks} generation batches on the gpu queue")
-    if not detach and not live_workers(store):
-        err_console.print("no live worker: start one with `esplora worker --queues gpu,cpu`")
-    emit({"enqueued": tasks}, as_json, lambda: None)
+    if detach:
+        emit({"enqueued": tasks, "followed": False}, as_json, lambda: None)
+        return
+    if not live_workers(store):
+        err_console.print(
+            "no live worker is consuming the queues: the work stays queued. Start one with\n"
+            "  esplora worker --queues gpu,cpu"
+        )
+        emit({"enqueued": tasks, "followed": False, "workers": 0}, as_json, lambda: None)
+        return
+    finished = _follow(store, plan, adapter, scale)
+    emit({"enqueued": tasks, "followed": True, "finished": finished}, as_json, lambda: None)
+
+
+def _follow(store: Any, plan: Any, adapter: str, scale: float) -> bool:
+    """Bars for generated and validated images, read from the store until both are full;
+    Ctrl-C stops following and leaves the work queued."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from esplora.services.generation import generation_progress
+
+    total = len(plan.prompt_ids) * plan.images_per_prompt
+    columns = (TextColumn("{task.description:>9}"), BarColumn(), MofNCompleteColumn())
+    with Progress(*columns, console=err_console) as bar:
+        made = bar.add_task("generate", total=total)
+        checked = bar.add_task("validate", total=total)  # distinct images, once known
+        try:
+            while True:
+                with store.reader() as session:
+                    generated, images, validated = generation_progress(
+                        session, plan, adapter, scale
+                    )
+                bar.update(made, completed=generated)
+                bar.update(checked, completed=validated, total=images or total)
+                if generated >= total and validated >= images:
+                    return True
+                time.sleep(FOLLOW_EVERY_S)
+        except KeyboardInterrupt:
+            err_console.print("stopped following; the work stays queued")
+            return False

@@ -13,7 +13,7 @@ import io
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from esplora.backends.base import GenerationRequest
@@ -222,7 +222,37 @@ def retention(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-__all__ = ["GenerationPlan", "generate", "prompt_ids", "retention"]
+def generation_progress(
+    session: Session, plan: GenerationPlan, adapter: str, scale: float
+) -> tuple[int, int, int]:
+    """(generated, images, images validated) for a plan's (prompt, seed) pairs with this
+    adapter, scale and TORE mode — what a follower of queued generation polls. Two seeds can
+    give the same picture (one image), and a validate stage that failed counts as finished
+    (its error is on the stage row)."""
+    seeds = [plan.seed + k for k in range(plan.images_per_prompt)]
+    mine = (
+        Generation.prompt_id.in_(plan.prompt_ids),
+        Generation.seed.in_(seeds),
+        Generation.adapter == adapter,
+        Generation.adapter_scale == scale,
+        Generation.tore == plan.tore,
+    )
+    pairs = select(Generation.prompt_id, Generation.seed).where(*mine).distinct().subquery()
+    generated = session.scalar(select(func.count()).select_from(pairs))
+    images = session.scalar(select(func.count(func.distinct(Generation.image_id))).where(*mine))
+    finished = session.scalar(
+        select(func.count(func.distinct(Generation.image_id)))
+        .join(ImageStage, ImageStage.image_id == Generation.image_id)
+        .where(
+            *mine,
+            ImageStage.stage == Stage.VALIDATE,
+            ImageStage.status.in_((StageStatus.DONE, StageStatus.FAILED, StageStatus.SKIPPED)),
+        )
+    )
+    return int(generated or 0), int(images or 0), int(finished or 0)
+
+
+__all__ = ["GenerationPlan", "generate", "generation_progress", "prompt_ids", "retention"]
 
 
 def image_ids_of(store: Store, generation_ids: list[int]) -> list[int]:
