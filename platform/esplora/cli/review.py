@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from esplora.cli._common import JsonOption, console, emit, settings
+from esplora.cli._common import JsonOption, console, emit, opened_store
 from esplora.errors import EsploraError
 
 if TYPE_CHECKING:
-    from esplora.db.engine import Store
+    pass
 
 app = typer.Typer(help="Human review: votes, queue, agreement, adjudication.", no_args_is_help=True)
 
@@ -22,17 +21,6 @@ Target = Annotated[
     str, typer.Option("--target", help="relation, object, claim, sample or validation.")
 ]
 Overlap = Annotated[int, typer.Option("--k", min=1, help="Reviewers per item (overlap).")]
-
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    from esplora.services import database
-
-    store = database.open_store(settings())
-    try:
-        yield store
-    finally:
-        store.dispose()
 
 
 def _proposal(to: str | None, label: str | None, object_id: int | None, side: str | None) -> Any:
@@ -70,7 +58,7 @@ def vote(
     """Record a vote (append-only)."""
     from esplora.services.review import vote as record
 
-    with _store() as store:
+    with opened_store() as store:
         vote_id = record(
             store,
             reviewer,
@@ -99,7 +87,7 @@ def next_item(
     from esplora.services.review_state import effective_relation
 
     item_filter = ItemFilter.from_json(filter_json)
-    with _store() as store:
+    with opened_store() as store:
         item = assign_next(store, reviewer, item_filter, k=k)
         details = None
         if item is not None:
@@ -126,7 +114,7 @@ def agreement(k: Overlap = 2, as_json: JsonOption = False) -> None:
     """Agreement between reviewers per relation type (Fleiss' κ, Krippendorff's α)."""
     from esplora.services.agreement import agreement_by_relation
 
-    with _store() as store:
+    with opened_store() as store:
         data = agreement_by_relation(store, k=k)
 
     def render() -> None:
@@ -154,7 +142,7 @@ def queue(
     """The adjudication queue: disputed items, most ambiguous first."""
     from esplora.services.review import adjudication_queue
 
-    with _store() as store:
+    with opened_store() as store:
         items = adjudication_queue(store, k=k, limit=limit)
     emit(items, as_json, _render_rows(items, "no disputed items"))
 
@@ -188,7 +176,7 @@ def adjudicate(
     """Store the canonical decision on an item (refused if it changed since you read it)."""
     from esplora.services.review import adjudicate as decide
 
-    with _store() as store:
+    with opened_store() as store:
         override_id = decide(
             store,
             reviewer,
@@ -225,7 +213,7 @@ def bulk(
     item_filter = ItemFilter.from_json(filter_json)
     if yes is not None and yes < 0:
         raise EsploraError("--yes takes the count the dry run showed")
-    with _store() as store:
+    with opened_store() as store:
         count = bulk_decide(
             store, reviewer, item_filter, decision, dry_run=yes is None, expected=yes, k=k
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -11,24 +9,13 @@ import typer
 from rich.table import Table
 
 from esplora.cli import snapshot_export
-from esplora.cli._common import JsonOption, console, emit, err_console, settings
+from esplora.cli._common import JsonOption, console, emit, err_console, opened_store
 from esplora.errors import EsploraError
 
 if TYPE_CHECKING:
-    from esplora.db.engine import Store
+    pass
 
 app = typer.Typer(help="Frozen, hashed subsets of the store: create, list, show, diff, export.")
-
-
-@contextmanager
-def _store() -> Iterator[Store]:
-    from esplora.services import database
-
-    store = database.open_store(settings())
-    try:
-        yield store
-    finally:
-        store.dispose()
 
 
 def read_filter(text: str) -> Any:
@@ -80,7 +67,7 @@ def create(
         strict=strict,
         created_by=by,
     )
-    with _store() as store:
+    with opened_store() as store:
         summary = create_snapshot(store, request, k=k).to_dict()
     if summary["contamination"] and not as_json:
         err_console.print(
@@ -97,7 +84,7 @@ def list_(as_json: JsonOption = False) -> None:
     """Every snapshot, newest first."""
     from esplora.services.snapshots import list_snapshots
 
-    with _store() as store:
+    with opened_store() as store:
         rows = [s.to_dict() for s in list_snapshots(store)]
 
     def render() -> None:
@@ -124,7 +111,7 @@ def show(
     """Counts per relation and label pair, split sizes, hash and filter of one snapshot."""
     from esplora.services.snapshots import show_snapshot
 
-    with _store() as store:
+    with opened_store() as store:
         summary = show_snapshot(store, name).to_dict()
     emit(summary, as_json, lambda: _print_summary(summary))
 
@@ -138,7 +125,7 @@ def diff(
     """Members added, removed and changed from A to B, and per-relation count changes."""
     from esplora.services.snapshots import diff_snapshots
 
-    with _store() as store:
+    with opened_store() as store:
         result = diff_snapshots(store, a, b).to_dict()
 
     def render() -> None:
