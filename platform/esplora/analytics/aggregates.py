@@ -11,13 +11,15 @@ Method (mirror path only; small stores recompute the Overview, :mod:`esplora.ana
 2. **Scope.** A refresh whose deltas touch ``relations``, ``objects`` or ``object_depths``
    collects the *affected* relations: ids in the relations delta, or rows whose subject or object
    is in the objects / depths delta (a relabel or a new depth moves all of their pairs).
-3. **Subtract, apply, add.** Before the deltas are applied, the affected rows' contributions
-   (the old state) are stored negated; after the upsert (and ``depth_medians``), the same
-   predicate picks the new rows, whose contributions are added; groups that reach zero are
-   dropped. Unchanged rows are in neither set, so the sums equal a full recomputation exactly:
-   counts are integers and the margin sum is a ``DECIMAL`` (every margin rounded to 1e-12 first).
-4. **Margin edges.** The histogram's edges are the smallest and largest margin of all rows. After
-   an update they are read again (one min/max scan); when they moved, the bins are rebuilt.
+3. **Subtract, apply, add.** Before the deltas are applied, the affected rows are copied (one
+   scan) and their contributions (the old state) stored negated; after the upsert (and
+   ``depth_medians``), the same predicate copies the new rows, whose contributions are added;
+   groups that reach zero are dropped. Unchanged rows are in neither set, so the sums equal a
+   full recomputation exactly: counts are integers and the margin sum is a ``DECIMAL`` (every
+   margin rounded to 1e-12 first).
+4. **Margin edges.** The histogram's edges are the smallest and largest margin of all rows. When
+   a new margin falls outside them or an old one sat on one, they are read again (one min/max
+   scan); when they moved, the bins are rebuilt.
 5. **Rebuild** from scratch when the aggregates are new, after a restart (the mirror restores
    the tables, not the aggregates) and when an input table was re-read in full (deletes).
 """
@@ -41,21 +43,21 @@ from esplora.analytics.overview import (
 INPUTS = frozenset({"relations", "objects", "object_depths"})
 _RELATION_KEYS = "_agg_relation_keys"
 _OBJECT_KEYS = "_agg_object_keys"
-_SCOPE = "_agg_scope"
+_OLD_ROWS, _NEW_ROWS = "_agg_old_rows", "_agg_new_rows"
 
 
 @dataclass(frozen=True, slots=True)
 class Aggregate:
     """One maintained table: key and value columns (the first value is the row count), and the
-    grouped ``SELECT`` of its contributions over ``store.relations r`` rows passing ``{scope}``."""
+    grouped ``SELECT`` of its contributions over the relation rows ``{relations} r``."""
 
     name: str
     keys: tuple[str, ...]
     values: tuple[str, ...]
     sql: str
 
-    def select(self, scope: str) -> str:
-        return self.sql.format(scope=scope, decimal=MARGIN_DECIMAL)
+    def select(self, relations: str = "store.relations") -> str:
+        return self.sql.format(relations=relations, decimal=MARGIN_DECIMAL)
 
     def params(self, edges: tuple[float, float] | None) -> list[Any]:
         if self.name == "agg_margin_bins":
@@ -69,7 +71,7 @@ AGGREGATES = [
         "agg_relations", ("axis", "relation", "soft", "strict"), ("n", "margin_sum"),
         "SELECT r.axis, r.relation, r.soft, r.strict, count(*) AS n, "
         "sum(CAST(r.margin AS {decimal})) AS margin_sum "
-        "FROM store.relations r WHERE {scope} GROUP BY ALL",
+        "FROM {relations} r GROUP BY ALL",
     ),
     Aggregate(
         "agg_label_pairs", ("label_a", "label_b", "axis", "relation"),
@@ -77,22 +79,22 @@ AGGREGATES = [
         "SELECT least(s.label, o.label) AS label_a, greatest(s.label, o.label) AS label_b, "
         "r.axis, r.relation, count(*) AS pairs, count(*) FILTER (s.label <= o.label) AS forward, "
         "count(*) FILTER (s.label > o.label) AS backward, count(*) FILTER (r.strict) AS strict "
-        "FROM store.relations r JOIN store.objects s ON s.id = r.subject_id "
-        "JOIN store.objects o ON o.id = r.object_id WHERE {scope} GROUP BY ALL",
+        "FROM {relations} r JOIN store.objects s ON s.id = r.subject_id "
+        "JOIN store.objects o ON o.id = r.object_id GROUP BY ALL",
     ),
     Aggregate(
         "agg_margin_bins", ("axis", "relation", "bin"), ("count", "strict"),
         "SELECT r.axis, r.relation, "
         "least(CAST(floor((r.margin - ?) / ?) AS INTEGER), ? - 1) AS bin, count(*) AS count, "
-        "count(*) FILTER (r.strict) AS strict FROM store.relations r WHERE {scope} GROUP BY ALL",
+        "count(*) FILTER (r.strict) AS strict FROM {relations} r GROUP BY ALL",
     ),
     Aggregate(
         "agg_depth_gaps", ("relation", "bin"), ("count", "strict"),
         "SELECT r.relation, CAST(floor(abs(ds.depth_median - dobj.depth_median) / ?) AS INTEGER)"
         " AS bin, count(*) AS count, count(*) FILTER (r.strict) AS strict "
-        "FROM store.relations r JOIN store.depth_medians ds ON ds.object_id = r.subject_id "
+        "FROM {relations} r JOIN store.depth_medians ds ON ds.object_id = r.subject_id "
         "JOIN store.depth_medians dobj ON dobj.object_id = r.object_id "
-        "WHERE r.axis = 'depth' AND {scope} GROUP BY ALL",
+        "WHERE r.axis = 'depth' GROUP BY ALL",
     ),
 ]  # fmt: skip
 _MARGIN_BINS = AGGREGATES[2]
@@ -116,7 +118,7 @@ def _current_edges(connection: Any) -> tuple[float, float] | None:
 
 def _build(connection: Any, aggregate: Aggregate, bounds: tuple[float, float] | None) -> None:
     connection.execute(
-        f"CREATE OR REPLACE TABLE store.{aggregate.name} AS {aggregate.select('TRUE')}",
+        f"CREATE OR REPLACE TABLE store.{aggregate.name} AS {aggregate.select()}",
         aggregate.params(bounds),
     )
 
@@ -143,15 +145,15 @@ def drop(connection: Any) -> None:
     discard(connection)
 
 
-def _scope(connection: Any) -> None:
-    """``_agg_scope``: ids of the relations the delta keys touch, in the current state."""
+def _rows(connection: Any, name: str) -> None:
+    """Temp table ``name``: the relation rows the delta keys touch, in the current state."""
     parts = [f"id IN (SELECT id FROM {_RELATION_KEYS})"]
     objects = f"(SELECT id FROM {_OBJECT_KEYS})"
     if connection.execute(f"SELECT count(*) FROM {_OBJECT_KEYS}").fetchall()[0][0]:
         parts += [f"subject_id IN {objects}", f"object_id IN {objects}"]
     connection.execute(
-        f"CREATE OR REPLACE TEMP TABLE {_SCOPE} AS "
-        f"SELECT id FROM store.relations WHERE {' OR '.join(parts)}"
+        f"CREATE OR REPLACE TEMP TABLE {name} AS "
+        f"SELECT * FROM store.relations WHERE {' OR '.join(parts)}"
     )
 
 
@@ -168,13 +170,13 @@ def begin(connection: Any, deltas: dict[str, pa.Table]) -> None:
     )
     connection.register(_RELATION_KEYS, pa.table({"id": _keys(deltas, "relations", "id")}))
     connection.register(_OBJECT_KEYS, pa.table({"id": objects}))
-    _scope(connection)
-    bounds, scope = edges(connection), f"r.id IN (SELECT id FROM {_SCOPE})"
+    _rows(connection, _OLD_ROWS)
+    bounds = edges(connection)
     for aggregate in AGGREGATES:
         columns = [*aggregate.keys, *(f"-{v} AS {v}" for v in aggregate.values)]
         connection.execute(
             f"CREATE OR REPLACE TEMP TABLE _old_{aggregate.name} AS "
-            f"SELECT {', '.join(columns)} FROM ({aggregate.select(scope)})",
+            f"SELECT {', '.join(columns)} FROM ({aggregate.select(_OLD_ROWS)})",
             aggregate.params(bounds),
         )
 
@@ -183,7 +185,7 @@ def _merge_sql(aggregate: Aggregate) -> str:
     keys = ", ".join(aggregate.keys)
     kinds = {v: MARGIN_DECIMAL if v == "margin_sum" else "BIGINT" for v in aggregate.values}
     sums = ", ".join(f"CAST(sum({v}) AS {kind}) AS {v}" for v, kind in kinds.items())
-    new = aggregate.select(f"r.id IN (SELECT id FROM {_SCOPE})")
+    new = aggregate.select(_NEW_ROWS)
     return (
         f"CREATE OR REPLACE TABLE store.{aggregate.name} AS SELECT {keys}, {sums} FROM ("
         f"SELECT * FROM store.{aggregate.name} UNION ALL SELECT * FROM _old_{aggregate.name} "
@@ -194,22 +196,34 @@ def _merge_sql(aggregate: Aggregate) -> str:
 def finish(connection: Any) -> None:
     """Add the touched relations' contributions in the new state (after :func:`begin` and the
     upserts); rebuild the margin bins when the margin edges moved."""
-    _scope(connection)
+    _rows(connection, _NEW_ROWS)
     bounds = edges(connection)
     for aggregate in AGGREGATES:
         connection.execute(_merge_sql(aggregate), aggregate.params(bounds))
-    current = _current_edges(connection)
+    current = bounds if _edges_kept(connection, bounds) else _current_edges(connection)
     if current != bounds:
         _save_edges(connection, current)
         _build(connection, _MARGIN_BINS, current)
     discard(connection)
 
 
+def _edges_kept(connection: Any, bounds: tuple[float, float] | None) -> bool:
+    """True when the margin edges cannot have moved: every new margin lies within them and no
+    old row sat on one (else they are read again)."""
+    if bounds is None:
+        return False
+    new = connection.execute(f"SELECT min(margin), max(margin) FROM {_NEW_ROWS}").fetchall()[0]
+    on_edge = connection.execute(
+        f"SELECT count(*) FROM {_OLD_ROWS} WHERE margin IN (?, ?)", list(bounds)
+    ).fetchall()[0][0]
+    return (new[0] is None or bounds[0] <= new[0] <= new[1] <= bounds[1]) and not on_edge
+
+
 def discard(connection: Any) -> None:
     """Forget the delta keys and the stored old contributions."""
     for name in (_RELATION_KEYS, _OBJECT_KEYS):
         connection.unregister(name)
-    for name in [_SCOPE, *(f"_old_{a.name}" for a in AGGREGATES)]:
+    for name in [_OLD_ROWS, _NEW_ROWS, *(f"_old_{a.name}" for a in AGGREGATES)]:
         connection.execute(f"DROP TABLE IF EXISTS temp.main.{name}")
 
 

@@ -327,7 +327,9 @@ def reference_markdown() -> str:
         f"Views version **{VIEWS_VERSION}** (`SELECT * FROM esplora_views`). The SQL box and",
         "`esplora query` accept one read-only `SELECT`/`WITH`/`EXPLAIN` over these views",
         "(raw mirrored tables are in the `store` schema, with the aggregates `image_samples` and",
-        "`depth_medians`). Booleans are `TRUE`/`FALSE`.",
+        "`depth_medians`; on the mirror path also the Overview's maintained aggregates",
+        "`agg_relations`, `agg_label_pairs`, `agg_margin_bins`, `agg_margin_edges` and",
+        "`agg_depth_gaps`, see `esplora.analytics.aggregates`). Booleans are `TRUE`/`FALSE`.",
         "",
     ]
     for view in VIEWS:
