@@ -129,14 +129,25 @@ def _undecided() -> Any:
 
 
 def _open_assignment(session: Session, who: str, item_filter: ItemFilter, k: int) -> int | None:
-    mine = exists().where(
-        ReviewAssignment.target_type == _RELATION,
-        ReviewAssignment.target_id == GeometricRelation.id,
-        ReviewAssignment.reviewer == who,
-        ReviewAssignment.done_at.is_(None),
-    )
-    statement = apply(select(GeometricRelation.id), item_filter, k=k).where(mine, _undecided())
-    return session.scalar(statement.order_by(GeometricRelation.id).limit(1))
+    # The reviewer's few open assignments are read first and each is checked by primary key:
+    # a filter joined to "has an open assignment" let the planner walk a whole relation index
+    # instead (0.5–1.2 s at 10 M relations).
+    open_ids = session.scalars(
+        select(ReviewAssignment.target_id)
+        .where(
+            ReviewAssignment.target_type == _RELATION,
+            ReviewAssignment.reviewer == who,
+            ReviewAssignment.done_at.is_(None),
+        )
+        .order_by(ReviewAssignment.target_id)
+    ).all()
+    for target_id in open_ids:
+        statement = apply(
+            select(GeometricRelation.id).where(GeometricRelation.id == target_id), item_filter, k=k
+        ).where(_undecided())
+        if session.scalar(statement) is not None:
+            return target_id
+    return None
 
 
 def _candidates(
