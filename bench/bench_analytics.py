@@ -9,7 +9,8 @@ them and one stage row per image. Then, with the incremental mirror on (threshol
 * the Overview: served from the maintained aggregates (first call on the state: cold), from the
   per-state cache (warm), and recomputed from the mirrored tables (the baseline, best of 3),
   checked equal,
-* an Explore page of 50 items, unfiltered and filtered, deep in the result (best of 3),
+* an Explore page of 50 items, unfiltered and filtered, deep in the result (best of 3); the
+  filtered page (labels from the maintained ``relation_pairs``) checked equal to the join's,
 * a review action: ``review.vote`` on the reviewer's item, then ``review.assign_next`` (best of 3),
 * ``refresh()`` after 1,000 changes (500 relations updated, 500 votes added), then the
   aggregate-served Overview again (checked equal to a recomputation).
@@ -30,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from esplora.analytics import explore as explore_queries
 from esplora.analytics import overview as overview_queries
 from esplora.analytics.engine import Analytics
 from esplora.db import migrate
@@ -217,6 +219,8 @@ def measure(url: str, mirror: Path, relations: int) -> dict[str, float]:
     figures["explore page (50), no filter"] = best(lambda: engine.explore({}, page=page))
     query = {"relations": ["right_of"], "strict": True, "labels": ["cat", "dog"]}
     figures["explore page (50), filtered"] = best(lambda: engine.explore(query, page=20))
+    joined = explore_queries.explore(engine.cursor(), query, page=20, page_size=50, order="id")
+    assert engine.explore(query, page=20) == joined, "relation_pairs != the objects join"
     figures["review action (vote + next item)"] = review_action(store)
     figures["refresh after 3 review votes"] = timed(engine.refresh)
     change_1000(store, relations)

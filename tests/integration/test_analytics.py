@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from sqlalchemy import delete, func, select
 
-from esplora.analytics import aggregates
+from esplora.analytics import aggregates, pairs
+from esplora.analytics import explore as explore_queries
 from esplora.analytics import overview as overview_queries
 from esplora.analytics.engine import Analytics
 from esplora.analytics.source import StoreReader
@@ -611,6 +612,68 @@ def test_maintained_aggregates_equal_a_recomputation(
     restarted = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=0)
     _served_equals_recomputed(restarted, analytics)  # restored tables, aggregates rebuilt
     restarted.close()
+
+
+PAIR_FILTERS: list[tuple[dict[str, Any], str]] = [
+    ({"relations": ["right_of"], "strict": True, "labels": ["cat", "dog"]}, "id"),
+    ({"labels": ["cup"]}, "-margin"),
+    ({"subject_label": "cat", "score_min": 0.5}, "score"),
+    ({"relations": ["left_of", "below"], "object_label": "dog"}, "-subject_label"),
+    ({"score_max": 0.8, "origin": "natural", "review_states": ["unreviewed"]}, "object_label"),
+    ({"excluded": False}, "-score"),
+]
+
+
+def _pairs_equal_the_join(engine: Analytics) -> None:
+    """Explore with labels and scores from the maintained ``relation_pairs`` returns what the
+    join of ``objects`` returns, and the table equals a rebuild."""
+    assert engine.aggregated
+    cursor = engine.cursor()
+    table = sorted(cursor.execute(f"SELECT * FROM {pairs.TABLE}").fetchall())
+    assert table == sorted(cursor.execute(pairs.select()).fetchall())
+    totals = []
+    for filters, order in PAIR_FILTERS:
+        assert pairs.TABLE in explore_queries.match_sql(filters, order.lstrip("-"), True)[0]
+        served = engine.explore(filters, page_size=500, order=order)
+        joined = explore_queries.explore(cursor, filters, page=0, page_size=500, order=order)
+        assert served == joined, filters
+        totals.append(served[1])
+    assert all(totals[:1] + totals[2:])  # ("cup" only after the inserts)
+
+
+def test_explore_pairs_equal_the_join(
+    seeded: Store, store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=0)
+    _pairs_equal_the_join(engine)
+    builds: list[int] = []
+    real_build = pairs.build
+    monkeypatch.setattr(pairs, "build", lambda c: (builds.append(1), real_build(c)))
+    with seeded.unit_of_work() as session:  # inserts
+        _new_image_with_relations(session)
+    assert "relations" in engine.refresh().delta
+    _pairs_equal_the_join(engine)
+    with seeded.unit_of_work() as session:  # a relabel and a new score, a relation update
+        cat, other = session.get(DetectedObject, 1), session.get(DetectedObject, 101)
+        assert cat is not None and other is not None
+        cat.label, other.score = "cup", 0.55
+        first = session.scalars(select(GeometricRelation).order_by(GeometricRelation.id)).first()
+        assert first is not None
+        first.relation, first.strict = "left_of", not first.strict
+        first_id = first.id
+    assert sorted(engine.refresh().delta) == ["objects", "relations"] and not builds
+    _pairs_equal_the_join(engine)
+    with seeded.unit_of_work() as session:  # a delete: re-read, the table rebuilt
+        session.execute(delete(GeometricRelation).where(GeometricRelation.id == first_id))
+    assert "relations" in engine.refresh().full and builds == [1]
+    _pairs_equal_the_join(engine)
+    engine.close()
+    small = Analytics(store_url, mirror_dir=tmp_path / "mirror", mirror_threshold_rows=10**9)
+    assert not small.aggregated  # the small-store path keeps the join
+    for filters, order in PAIR_FILTERS:
+        assert pairs.TABLE not in explore_queries.match_sql(filters, order.lstrip("-"))[0]
+        assert small.explore(filters, page_size=500, order=order)[1] > 0
+    small.close()
 
 
 def test_the_small_store_path_recomputes(store_url: str, seeded: Store, tmp_path: Path) -> None:

@@ -22,6 +22,9 @@ Method (mirror path only; small stores recompute the Overview, :mod:`esplora.ana
    scan); when they moved, the bins are rebuilt.
 5. **Rebuild** from scratch when the aggregates are new, after a restart (the mirror restores
    the tables, not the aggregates) and when an input table was re-read in full (deletes).
+
+Explore's per-relation labels and scores (:mod:`esplora.analytics.pairs`) are kept with the
+same scope: built with the aggregates, updated from the same affected rows.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 from esplora.analytics import overview as overview_queries
+from esplora.analytics import pairs
 from esplora.analytics.overview import (
     DEPTH_GAP_BIN,
     HISTOGRAM_BINS,
@@ -135,6 +139,7 @@ def rebuild(connection: Any) -> None:
     _save_edges(connection, bounds)
     for aggregate in AGGREGATES:
         _build(connection, aggregate, bounds)
+    pairs.build(connection)
     discard(connection)
 
 
@@ -142,6 +147,7 @@ def drop(connection: Any) -> None:
     """Remove the aggregate tables (the store fell below the mirror threshold)."""
     for name in [*(a.name for a in AGGREGATES), "agg_margin_edges"]:
         connection.execute(f"DROP TABLE IF EXISTS store.{name}")
+    pairs.drop(connection)
     discard(connection)
 
 
@@ -195,8 +201,9 @@ def _merge_sql(aggregate: Aggregate) -> str:
 
 def finish(connection: Any) -> None:
     """Add the touched relations' contributions in the new state (after :func:`begin` and the
-    upserts); rebuild the margin bins when the margin edges moved."""
+    upserts); rebuild the margin bins when the margin edges moved. Update Explore's pairs."""
     _rows(connection, _NEW_ROWS)
+    pairs.update(connection, _OLD_ROWS, _NEW_ROWS)
     bounds = edges(connection)
     for aggregate in AGGREGATES:
         connection.execute(_merge_sql(aggregate), aggregate.params(bounds))

@@ -5,7 +5,8 @@ re-read in full, table by table, whenever a table's ``MAX(change_seq)`` or row c
 Larger stores with a ``mirror_dir`` use the incremental mirror (:mod:`esplora.analytics.mirror`).
 Either way an unchanged store costs one probe query per :meth:`Analytics.refresh`. On the mirror
 path the Overview's relation sections come from maintained aggregates
-(:mod:`esplora.analytics.aggregates`), updated from the same deltas.
+(:mod:`esplora.analytics.aggregates`), updated from the same deltas, and Explore matches labels
+and scores on a maintained per-relation table (:mod:`esplora.analytics.pairs`).
 
 The DuckDB database never reaches the store: it only holds Arrow copies. It is opened with
 external access off, extension autoload/autoinstall off and the configuration locked, so the
@@ -252,9 +253,17 @@ class Analytics:
         page_size: int = 50,
         order: str = "id",
     ) -> tuple[list[dict[str, Any]], int]:
-        """One page of relations matching the filter, and how many match in all."""
+        """One page of relations matching the filter, and how many match in all (labels and
+        scores matched on the maintained ``relation_pairs`` on the mirror path)."""
+        with self._lock:
+            cursor, maintained = self.cursor(), self.aggregated
         return explore_queries.explore(
-            self.cursor(), filter_dict or {}, page=page, page_size=page_size, order=order
+            cursor,
+            filter_dict or {},
+            page=page,
+            page_size=page_size,
+            order=order,
+            pairs=maintained,
         )
 
     def calibration(

@@ -4,9 +4,12 @@ Two phases, so a page never costs the full views:
 
 1. **Match** on the raw mirrored tables, joining only what the filter and the order need
    (labels and scores → ``objects``; origin/excluded → ``images``; review state →
-   ``review_states``). With a ``relations`` filter each requested name becomes a reading of the
-   canonical rows (``right_of`` = the inverse reading of ``left_of``), one ``SELECT`` per
-   reading with subject and object swapped for the inverse. ``COUNT(*)`` of the matches, and
+   ``review_states``). On the mirror path labels and scores are read from the maintained
+   ``store.relation_pairs`` (:mod:`esplora.analytics.pairs`) instead: one scan, no join of
+   ``objects`` (twice) per candidate relation; the small-store path keeps the join. With a
+   ``relations`` filter each requested name becomes a reading of the canonical rows
+   (``right_of`` = the inverse reading of ``left_of``), one ``SELECT`` per reading with subject
+   and object swapped for the inverse. ``COUNT(*)`` of the matches, and
    ``ORDER BY … LIMIT/OFFSET`` for the page's ``(id, reading)`` keys.
 2. **Fetch** the page's rows from the ``relations_both`` view, joined on those keys.
 """
@@ -16,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from esplora.analytics import pairs as pair_table
 from esplora.analytics.overview import records
 from esplora.analytics.views import INVERSE_COLUMNS
 from esplora.core.relations import CANONICAL, INVERSE
@@ -42,14 +46,14 @@ _JOINS = {
 }
 
 
-def _columns(reading: str) -> Columns:
-    subject, obj = ("s", "o") if reading == "canonical" else ("o", "s")
+def _columns(reading: str, pairs: bool) -> Columns:
+    subject, obj = ("subject", "object") if reading == "canonical" else ("object", "subject")
     whens = " ".join(f"WHEN '{r.value}' THEN '{i.value}'" for r, i in INVERSE.items())
     return {
         "relation": "r.relation" if reading == "canonical" else f"CASE r.relation {whens} END",
-        "subject_label": f"{subject}.label",
-        "object_label": f"{obj}.label",
-        "score": "least(coalesce(s.score, 1.0), coalesce(o.score, 1.0))",
+        "subject_label": f"r.{subject}_label" if pairs else f"{subject[0]}.label",
+        "object_label": f"r.{obj}_label" if pairs else f"{obj[0]}.label",
+        "score": "r.score" if pairs else pair_table.SCORE,
         "origin": "i.origin",
         "excluded": "coalesce(im.excluded, FALSE)",
         "review_state": "coalesce(rs.review_state, 'unreviewed')",
@@ -131,19 +135,22 @@ def readings(filters: dict[str, Any]) -> list[str]:
     return wanted + (["inverse"] if names - _CANONICAL else [])
 
 
-def match_sql(filters: dict[str, Any], order_column: str) -> Clause:
-    """The phase-1 query: ``(id, reading, sort_key)`` of every matching row."""
+def match_sql(filters: dict[str, Any], order_column: str, pairs: bool = False) -> Clause:
+    """The phase-1 query: ``(id, reading, sort_key)`` of every matching row; with ``pairs``,
+    labels and scores come from ``store.relation_pairs`` (the mirror path maintains it)."""
     needs = {_NEEDS[f] for f in [*filters, order_column] if f in _NEEDS}
-    joins = " ".join(_JOINS[n] for n in sorted(needs))
+    pairs = pairs and "objects" in needs
+    table = pair_table.TABLE if pairs else "store.relations"
+    joins = " ".join(_JOINS[n] for n in sorted(needs - ({"objects"} if pairs else set())))
     parts, params = [], []
     for reading in readings(filters):
-        cols = _columns(reading)
+        cols = _columns(reading, pairs)
         clauses = [FIELDS[name](value, cols) for name, value in filters.items()]
         where = " AND ".join(sql for sql, _ in clauses) or "TRUE"
         params += [p for _, values in clauses for p in values]
         parts.append(
             f"SELECT r.id, '{reading}' AS reading, {cols[order_column]} AS sort_key "
-            f"FROM store.relations r {joins} WHERE {where}"
+            f"FROM {table} r {joins} WHERE {where}"
         )
     return " UNION ALL ".join(parts), params
 
@@ -184,14 +191,21 @@ SELECT {INVERSE_COLUMNS}, reading, sort_key FROM canon WHERE reading = 'inverse'
 
 
 def explore(
-    cursor: Any, filter_dict: dict[str, Any], *, page: int, page_size: int, order: str
+    cursor: Any,
+    filter_dict: dict[str, Any],
+    *,
+    page: int,
+    page_size: int,
+    order: str,
+    pairs: bool = False,
 ) -> tuple[list[dict[str, Any]], int]:
-    """``(rows of page ``page``, total matches)``; pages count from 0."""
+    """``(rows of page ``page``, total matches)``; pages count from 0. ``pairs``: match labels
+    and scores on ``store.relation_pairs`` (only where it is maintained: the mirror path)."""
     if page < 0 or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ValueError(f"page must be ≥ 0 and page_size in 1..{MAX_PAGE_SIZE}")
     filters = active(filter_dict)
     column, direction = parse_order(order)
-    matches, params = match_sql(filters, column)
+    matches, params = match_sql(filters, column, pairs)
     total = int(cursor.execute(f"SELECT count(*) FROM ({matches})", params).fetchall()[0][0])
     sql = f"""
         WITH page AS (

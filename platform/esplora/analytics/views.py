@@ -329,7 +329,8 @@ def reference_markdown() -> str:
         "(raw mirrored tables are in the `store` schema, with the aggregates `image_samples` and",
         "`depth_medians`; on the mirror path also the Overview's maintained aggregates",
         "`agg_relations`, `agg_label_pairs`, `agg_margin_bins`, `agg_margin_edges` and",
-        "`agg_depth_gaps`, see `esplora.analytics.aggregates`). Booleans are `TRUE`/`FALSE`.",
+        "`agg_depth_gaps`, see `esplora.analytics.aggregates`, and Explore's per-relation labels",
+        "`relation_pairs`, see `esplora.analytics.pairs`). Booleans are `TRUE`/`FALSE`.",
         "",
     ]
     for view in VIEWS:
