@@ -262,13 +262,14 @@ def test_a_killed_job_leaves_no_export_and_its_rerun_cleans_up(
     assert killed.returncode == -signal.SIGKILL
     assert not out.exists()
     assert [p.name for p in out.parent.iterdir()] == [f".k.partial-job{job}"]  # hidden, partial
-    assert export_jobs(store)[0].status is RunStatus.RUNNING
+    assert export_jobs(store)[0].status is RunStatus.RUNNING and not export_jobs(store)[0].stale
     # A task delivered again while the row still moves: another worker runs it; leave it be.
     assert run_export_job(store, settings, job).status is RunStatus.RUNNING
     assert not out.exists()
     with store.unit_of_work() as session:  # the row stopped moving a while ago: a dead run
         stale = datetime.now(UTC) - LIVE_WITHIN - timedelta(seconds=1)
         session.execute(update(ExportJob).where(ExportJob.id == job).values(updated_at=stale))
+    assert export_jobs(store)[0].stale  # listed as such, with what to do (the CLI says it)
     finished = run_export_job(store, settings, job)  # the redelivered task runs it again
     assert finished.status is RunStatus.SUCCEEDED and finished.done == finished.total == 7
     assert sorted(p.name for p in out.parent.iterdir()) == ["k"]

@@ -181,10 +181,16 @@ def _print_jobs(jobs: list[Any]) -> None:
     for column in ("id", "snapshot", "format", "status", "done", "skipped", "out", "error"):
         grid.add_column(column)
     for job in jobs:
-        grid.add_row(str(job.id), job.snapshot, job.format, job.status.value,
+        status = f"{job.status.value} (stale)" if job.stale else job.status.value
+        grid.add_row(str(job.id), job.snapshot, job.format, status,
                      f"{job.done}/{job.total}", str(job.skipped), job.out_dir,
                      job.error or "")  # fmt: skip
     console.print(grid)
+    if any(job.stale for job in jobs):
+        console.print(
+            "stale: the job's worker stopped reporting; run the same `esplora snapshot export` "
+            "again (it cleans up the partial directory)"
+        )
 
 
 def register(app: typer.Typer) -> None:

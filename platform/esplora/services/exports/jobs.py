@@ -57,6 +57,7 @@ class ExportJobInfo:
     created_at: datetime | None
     started_at: datetime | None
     finished_at: datetime | None
+    stale: bool = False  # "running", but its row stopped moving: the worker is gone
 
     @property
     def finished(self) -> bool:
@@ -134,9 +135,7 @@ def _claim(store: Store, job_id: int) -> tuple[ExportJobInfo, bool]:
         row = session.get(ExportJob, job_id)
         if row is None:
             raise EsploraError(f"no export job {job_id}")
-        moved = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
-        live = row.status is RunStatus.RUNNING and _now() - moved < LIVE_WITHIN
-        if row.status is RunStatus.SUCCEEDED or live:
+        if row.status is RunStatus.SUCCEEDED or _live(row):
             return _info(row), False
         row.status, row.started_at, row.finished_at = RunStatus.RUNNING, _now(), None
         row.error, row.done = None, 0
@@ -182,11 +181,18 @@ class _Follower:
             self.then(done, total)
 
 
+def _live(row: ExportJob) -> bool:
+    """Running, and its row moved within :data:`LIVE_WITHIN` (so its worker is alive)."""
+    moved = row.updated_at if row.updated_at.tzinfo else row.updated_at.replace(tzinfo=UTC)
+    return row.status is RunStatus.RUNNING and _now() - moved < LIVE_WITHIN
+
+
 def _info(row: ExportJob) -> ExportJobInfo:
+    stale = row.status is RunStatus.RUNNING and not _live(row)
     return ExportJobInfo(row.id, row.snapshot_name, row.format, row.out_dir, dict(row.options),
                          RunStatus(row.status), row.done, row.total, row.skipped, row.error,
                          dict(row.report or {}), row.created_at, row.started_at,
-                         row.finished_at)  # fmt: skip
+                         row.finished_at, stale)  # fmt: skip
 
 
 def _now() -> datetime:
