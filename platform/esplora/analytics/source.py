@@ -203,19 +203,27 @@ class StoreReader:
     def backend(self) -> str:
         return adbc_target(self.url)[0]
 
-    def _cursor(self) -> Any:
+    def _open(self) -> Any:
         if self._connection is None:
             backend, target = adbc_target(self.url)
             if backend == "sqlite":
-                import adbc_driver_sqlite.dbapi as driver
+                # Out of process: see sqlite_reader for the lock hazard of two SQLite copies.
+                from esplora.analytics.sqlite_reader import SQLiteReader
+
+                self._connection = SQLiteReader(target)
             else:
-                import adbc_driver_postgresql.dbapi as driver  # type: ignore[no-redef]
-            self._connection = driver.connect(target, autocommit=True)
-        return self._connection.cursor()
+                import adbc_driver_postgresql.dbapi as driver
+
+                self._connection = driver.connect(target, autocommit=True)
+        return self._connection
 
     def fetch(self, sql: str) -> pa.Table:
         """Run ``sql`` and return its result as Arrow."""
-        cursor = self._cursor()
+        connection = self._open()
+        if self.backend == "sqlite":
+            result: pa.Table = connection.fetch(sql)
+            return result
+        cursor = connection.cursor()
         try:
             cursor.execute(sql)
             return cursor.fetch_arrow_table()
