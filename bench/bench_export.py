@@ -2,8 +2,9 @@
 
     .venv/bin/python bench/bench_export.py [--samples 100000] [--formats parquet,coco] [--check]
 
-Builds a SQLite store with ``--samples`` distinct 64×64 JPEGs (PIL drawings: a background and
-two or three coloured boxes whose positions are the relations' boxes), one sample per image and
+Builds a SQLite store with ``--samples`` distinct 128×96 JPEGs of the scene world (1,000
+rendered scenes, each image stamped with its index so every one is distinct content, with the
+scene's caption and every strict relation of its exact ground truth), one sample per image and
 two snapshots: the first tenth of the samples (``small``) and all of them (``large``), members
 bulk-inserted with :func:`esplora.db.writes.insert_rows`, each with two or three frozen
 relations. Then every format exports ``small`` and ``large`` in this process while a thread
@@ -17,6 +18,7 @@ Growth under 16 MiB counts as 16 MiB in the ratio: below that it is the allocato
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import hashlib
 import io
@@ -29,46 +31,53 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
-SIZE = 64
+from esplora.core.snapshots import relation
+from esplora.scenes.corpus import CorpusOptions, corpus_scene
+from esplora.scenes.model import strict_relations
+
+WIDTH, HEIGHT = 128, 96
+POOL = 1_000  # distinct scene-world renders, reused with each image's index stamped on it
 RATIO_TARGET = 1.5
 NOISE_MIB = 16.0
-COLOURS = {"cat": (200, 60, 40), "dog": (40, 80, 200), "lamp": (230, 210, 60)}
 
 
-def _draw(index: int, rng: np.random.Generator) -> tuple[bytes, list[dict[str, Any]]]:
-    """A distinct small JPEG and the relations between the boxes drawn on it."""
-    image = PILImage.new("RGB", (SIZE, SIZE), tuple(int(v) for v in rng.integers(0, 256, 3)))
+@functools.cache
+def _scene(k: int) -> tuple[PILImage.Image, str, list[dict[str, Any]]]:
+    """Scene ``k`` of the scene world: its picture, caption and every strict relation (exact
+    ground truth), frozen as the snapshot service freezes relations."""
+    options = CorpusOptions(width=WIDTH, height=HEIGHT)
+    scene, shown, caption = corpus_scene(k, 0, options, 0.0, 0.0)
+    labels = [obj.label for obj in scene.objects]
+
+    def side(index: int) -> tuple[str, list[float]]:
+        box = shown.boxes[index]
+        assert box is not None
+        return labels[index], [float(v) for v in box]
+
+    relations = [
+        relation(t.relation.value, side(t.subject), side(t.object), soft=True, strict=True,
+                 margin=t.margin, state="machine")
+        for t in strict_relations(shown.boxes, shown.depths)
+    ]  # fmt: skip
+    return shown.image, caption.text, relations
+
+
+def _draw(index: int) -> tuple[bytes, str, list[dict[str, Any]]]:
+    """Image ``index``: a scene-world picture with the index stamped as a row of dots (so every
+    image is distinct content), as a JPEG, with its caption and relations."""
+    picture, caption, relations = _scene(index % POOL)
+    image = picture.convert("RGB")
     draw = ImageDraw.Draw(image)
-    for bit in range(17):  # the index in a row of dots: every image differs
+    for bit in range(17):
         if index >> bit & 1:
-            draw.point((bit * 3 + 4, SIZE - 2), fill=(255, 255, 255))
-    boxes = {}
-    for label in ("cat", "dog", "lamp")[: 2 + index % 2]:
-        x0, y0 = (float(v) for v in rng.integers(0, SIZE - 20, 2))
-        box = [x0, y0, x0 + float(rng.integers(8, 20)), y0 + float(rng.integers(8, 20))]
-        draw.rectangle(box, fill=COLOURS[label])
-        boxes[label] = box
+            draw.point((bit * 3 + 4, HEIGHT - 2), fill=(255, 255, 255))
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=85)
-    return buffer.getvalue(), _relations(boxes)
-
-
-def _relations(boxes: dict[str, list[float]]) -> list[dict[str, Any]]:
-    names = list(boxes)
-    rows = []
-    for subject, obj in zip(names, names[1:] + names[:1], strict=True):
-        s, o = boxes[subject], boxes[obj]
-        margin = ((o[0] + o[2]) - (s[0] + s[2])) / 2 / SIZE
-        rows.append({"relation": "left_of" if margin > 0 else "right_of",
-                     "subject": {"label": subject, "box": s}, "object": {"label": obj, "box": o},
-                     "soft": True, "strict": abs(margin) > 0.1, "margin": round(margin, 4),
-                     "state": "machine"})  # fmt: skip
-    return rows[: max(2, len(names))]
+    return buffer.getvalue(), caption, relations
 
 
 def build(store: Any, artefacts: Path, samples: int) -> None:
@@ -79,23 +88,22 @@ def build(store: Any, artefacts: Path, samples: int) -> None:
     from esplora.db.writes import insert_rows
     from esplora.sources.images import original_uri
 
-    rng = np.random.default_rng(0)
     images, sample_rows, members = [], [], []
     for i in range(samples):
-        data, relations = _draw(i, rng)
+        data, caption, relations = _draw(i)
         sha = hashlib.sha256(data).hexdigest()
         uri = original_uri(sha, "jpg")
         (artefacts / uri).parent.mkdir(parents=True, exist_ok=True)
         (artefacts / uri).write_bytes(data)
         images.append(
-            {"id": i + 1, "sha256": sha, "uri": uri, "width": SIZE, "height": SIZE,
+            {"id": i + 1, "sha256": sha, "uri": uri, "width": WIDTH, "height": HEIGHT,
              "origin": Origin.SYNTHETIC, "format": "JPEG", "byte_size": len(data)}
         )  # fmt: skip
         sample_rows.append(
             {"id": i + 1, "image_id": i + 1, "source_id": 1, "source_key": str(i),
-             "caption": f"sample {i}", "meta": {}}
+             "caption": caption, "meta": {}}
         )  # fmt: skip
-        members.append({"sample_id": i + 1, "image_sha256": sha, "text": f"sample {i}",
+        members.append({"sample_id": i + 1, "image_sha256": sha, "text": caption,
                         "text_source": "caption", "relations": relations,
                         "review_state": "machine",
                         "split": Split.VALIDATION if i % 20 == 0 else Split.TRAIN})  # fmt: skip
