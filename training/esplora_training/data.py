@@ -22,6 +22,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from esplora.backends.lora import file_sha256
+
 if TYPE_CHECKING:
     import torch
 
@@ -132,15 +134,6 @@ def load_pixels(path: Path, bucket: Bucket) -> torch.Tensor:
     image = image.crop((left, top, left + bucket[0], top + bucket[1]))
     array = np.asarray(image, dtype=np.float32) / 127.5 - 1.0
     return torch.from_numpy(array.transpose(2, 0, 1).copy())
-
-
-def file_sha256(path: Path) -> str:
-    """The SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _size(example: ExampleLike) -> tuple[int, int]:

@@ -106,3 +106,15 @@ def _split(text: str) -> list[str]:
 def _tristate(column: Any, label: str, key: str) -> bool | None:
     choice = column.selectbox(label, ["any", "yes", "no"], key=key)
     return None if choice == "any" else choice == "yes"
+
+
+def launch_outcome(started: Any, queue: str, queued: str, instead: str) -> None:
+    """What a launch did: ``queued`` when a worker took it, else the commands to run it."""
+    if started.queued:
+        st.success(queued)
+        return
+    st.info(
+        f"No live worker consumes the {queue} queue, so nothing was queued. Start one and "
+        f"{instead}:"
+    )
+    st.code(f"{started.worker_command}\n{started.command}", language="bash")

@@ -29,6 +29,7 @@ __all__ = [
     "adapter_info",
     "adapter_ref",
     "add_lora",
+    "file_sha256",
     "save_adapter",
 ]
 
@@ -64,7 +65,8 @@ class AdapterRef:
         return f"+lora:{self.name}@{self.digest}:{scale:g}"
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes, hex (read in 1 MiB blocks)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -103,7 +105,7 @@ def adapter_ref(path: str | Path) -> AdapterRef:
             f"no LoRA adapter at {location}: give a directory written by save_lora_weights "
             f"(with {ADAPTER_WEIGHTS}) or a .safetensors file",
         )
-    return AdapterRef(weights.parent, weights, name, _sha256(weights)[:12])
+    return AdapterRef(weights.parent, weights, name, file_sha256(weights)[:12])
 
 
 def adapter_info(directory: Path) -> dict[str, Any] | None:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from esplora.core.relations import inverse
 from esplora.db.detections import DetectedObject
 from esplora.db.engine import Store
 from esplora.db.enums import ReviewTarget
@@ -23,15 +24,6 @@ from esplora.db.relations import CaptionClaim, GeometricRelation
 from esplora.db.review import Override, ReviewVote
 from esplora.services.relation_stats import relation_stats
 from esplora.services.review_state import effective_state
-
-INVERSE = {
-    "left_of": "right_of",
-    "right_of": "left_of",
-    "above": "below",
-    "below": "above",
-    "in_front_of": "behind",
-    "behind": "in_front_of",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +186,7 @@ def _relation_row(
         elif human == "accept":
             strict = True
         elif human == "flip":
-            relation, strict = INVERSE.get(row.relation, row.relation), True
+            relation, strict = inverse(row.relation).value, True
         elif human == "relabel":
             relation = str(override.values.get("relation", relation))
     return RelationRow(

@@ -25,6 +25,7 @@ from esplora.db.enums import RunStatus
 from esplora.db.runs import Checkpoint, EvaluationRun, RunMetric, TrainingRun
 from esplora.db.snapshots import Snapshot
 from esplora.errors import EsploraError
+from esplora.services.snapshots import snapshot_row
 from esplora.settings import Settings
 
 # Run names become directory names and ``RUN@STEP`` references: no separators, no "@".
@@ -97,9 +98,7 @@ def create_run(store: Store, *, name: str, snapshot: str, config: Mapping[str, A
     """A queued run of ``config`` (already validated, JSON-safe) on snapshot ``snapshot``."""
     check_name(name)
     with store.unit_of_work() as session:
-        frozen = session.scalars(select(Snapshot).where(Snapshot.name == snapshot)).one_or_none()
-        if frozen is None:
-            raise EsploraError(f"no snapshot named {snapshot!r} (see `esplora snapshot list`)")
+        frozen = snapshot_row(session, snapshot)
         if session.scalar(select(TrainingRun.id).where(TrainingRun.name == name)) is not None:
             raise EsploraError(
                 f"a training run named {name!r} exists: choose another --name "

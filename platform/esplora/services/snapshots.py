@@ -284,7 +284,8 @@ def _summary(row: Snapshot) -> SnapshotSummary:
     )
 
 
-def _get(session: Session, name: str) -> Snapshot:
+def snapshot_row(session: Session, name: str) -> Snapshot:
+    """The snapshot called ``name``; a clear error naming the known ones when there is none."""
     row = session.scalars(select(Snapshot).where(Snapshot.name == name)).one_or_none()
     if row is None:
         known = session.scalars(select(Snapshot.name).order_by(Snapshot.name).limit(20)).all()
@@ -303,7 +304,7 @@ def list_snapshots(store: Store) -> list[SnapshotSummary]:
 def show_snapshot(store: Store, name: str) -> SnapshotSummary:
     """One snapshot by name (a clear error naming the known ones when it does not exist)."""
     with store.reader() as session:
-        return _summary(_get(session, name))
+        return _summary(snapshot_row(session, name))
 
 
 def stored_members(session: Session, snapshot_id: int) -> list[Member]:
@@ -327,7 +328,7 @@ def stored_members(session: Session, snapshot_id: int) -> list[Member]:
 def diff_snapshots(store: Store, a: str, b: str, *, examples: int = 5) -> SnapshotDiff:
     """What changed from snapshot ``a`` to ``b``, member by member (image and text as key)."""
     with store.reader() as session:
-        first, second = _get(session, a), _get(session, b)
+        first, second = snapshot_row(session, a), snapshot_row(session, b)
         old = {m.key: m for m in stored_members(session, first.id)}
         new = {m.key: m for m in stored_members(session, second.id)}
     added = sorted(new.keys() - old.keys())
@@ -368,7 +369,7 @@ def training_examples(
 
     settings = settings or get_settings()
     with store.reader() as session:
-        snapshot = _get(session, name)
+        snapshot = snapshot_row(session, name)
         query = (
             select(SnapshotMember, Image.uri, Image.width, Image.height)
             .join(Image, Image.sha256 == SnapshotMember.image_sha256)

@@ -206,15 +206,11 @@ def _start_export(name: str, fmt: str, out: Path, trigger: str | None) -> None:
     except EsploraError as error:
         st.error(str(error))
         return
-    if started.queued:
-        job = started.answer.get("job") if isinstance(started.answer, dict) else None
-        st.success(f"Export job {job} queued on the cpu queue.")
-        return
-    st.info(
-        "No live worker consumes the cpu queue, so nothing was queued. Start one and export "
-        "again, or run the export in a terminal:"
-    )
-    st.code(f"{started.worker_command}\n{started.command}", language="bash")
+    job = started.answer.get("job") if isinstance(started.answer, dict) else None
+    widgets.launch_outcome(
+        started, "cpu", f"Export job {job} queued on the cpu queue.",
+        "export again, or run the export in a terminal",
+    )  # fmt: skip
 
 
 who = identity.session_identity()

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from esplora.errors import EsploraError
-from esplora_ui import charts, components, data, identity, launch
+from esplora_ui import charts, components, data, identity, launch, widgets
 from esplora_ui.identity import Identity
 
 ACCURACY = "accuracy/"
@@ -32,14 +32,10 @@ def launch_form(who: Identity, snapshots: list[str]) -> None:
     except EsploraError as error:
         st.error(str(error))
         return
-    if started.queued:
-        st.success(f"Run {name} queued on the gpu queue.")
-        return
-    st.info(
-        "No live worker consumes the gpu queue, so nothing was queued. Start one and launch "
-        "again, or train in a terminal:"
-    )
-    st.code(f"{started.worker_command}\n{started.command}", language="bash")
+    widgets.launch_outcome(
+        started, "gpu", f"Run {name} queued on the gpu queue.",
+        "launch again, or train in a terminal",
+    )  # fmt: skip
 
 
 def _table(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:

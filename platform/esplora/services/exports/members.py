@@ -20,8 +20,7 @@ from sqlalchemy import Row, func, select
 
 from esplora.db.engine import Store
 from esplora.db.images import Image, Sample, Source
-from esplora.db.snapshots import Snapshot, SnapshotMember
-from esplora.errors import EsploraError
+from esplora.db.snapshots import SnapshotMember
 from esplora.services.exports.common import Member
 
 
@@ -44,13 +43,10 @@ class SnapshotInfo:
 
 def load_snapshot(store: Store, name: str) -> SnapshotInfo:
     """The snapshot called ``name``; a clear error when there is none."""
+    from esplora.services.snapshots import snapshot_row
+
     with store.reader() as session:
-        row = session.scalars(select(Snapshot).where(Snapshot.name == name)).one_or_none()
-        if row is None:
-            known = session.scalars(select(Snapshot.name).order_by(Snapshot.name).limit(10)).all()
-    if row is None:
-        hint = f"; snapshots: {', '.join(known)}" if known else "; there are no snapshots yet"
-        raise EsploraError(f"no snapshot named {name!r}{hint}")
+        row = snapshot_row(session, name)
     return SnapshotInfo(
         id=row.id,
         name=row.name,
